@@ -1,0 +1,1 @@
+"""The ``annoloop`` command line: thin commands over service functions."""
