@@ -143,7 +143,7 @@ def export(
         f"wrote {data['annotations']} annotations on {data['images']} images to {data['path']}"
     )
     for reason, count in data["dropped"].items():
-        console.print(f"[yellow]dropped[/] {count} × {reason} ({format} cannot hold it)")
+        console.print(f"[yellow]dropped[/] {count} x {reason} ({format} cannot hold it)")
 
 
 @handle_errors

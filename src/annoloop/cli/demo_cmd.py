@@ -27,9 +27,8 @@ def demo(
 
     def show(result) -> None:
         if not json_out:
-            console.print(
-                f"[green]✓[/] [bold]{result.name:<8}[/] {result.summary} [dim]({result.seconds:.1f} s)[/]"
-            )
+            took = f"[dim]({result.seconds:.1f} s)[/]"
+            console.print(f"[green]✓[/] [bold]{result.name:<8}[/] {result.summary} {took}")
 
     ctx, results = run_demo(folder, fresh=fresh, on_step=show)
     if json_out:
