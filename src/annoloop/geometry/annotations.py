@@ -194,7 +194,12 @@ class Annotations:
         )
 
     def __repr__(self) -> str:
-        kinds = {Kind(k).label: int(c) for k, c in zip(*np.unique(self.kind, return_counts=True))}
+        codes, counts = np.unique(self.kind, return_counts=True)
+        # an unknown code (not yet validated input) must not make repr itself fail
+        kinds = {
+            Kind(k).label if k in Kind._value2member_map_ else f"code {k}": int(c)
+            for k, c in zip(codes.tolist(), counts.tolist(), strict=True)
+        }
         return f"Annotations(n={len(self)}, kinds={kinds}, data={sorted(self.data)})"
 
 
