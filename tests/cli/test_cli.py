@@ -182,7 +182,8 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     folder = tmp_path / "demo"
     out = json.loads(run("demo", "--folder", str(folder), "--json"))
     names = [s["name"] for s in out["steps"]]
-    assert names[:4] == ["project", "import", "export", "stats"]
+    assert names[:5] == ["project", "import", "preview", "export", "stats"]
+    assert (folder / "preview_coins.png").read_bytes()[:4] == b"\x89PNG"
     assert (folder / "exports" / "annotations.coco.json").exists()
     assert (folder / "stats.png").exists()
     # running again replaces the earlier demo; an unrelated folder is never deleted

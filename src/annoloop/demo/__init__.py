@@ -64,6 +64,19 @@ def _step_import(ctx: DemoContext) -> str:
     return f"imported {n} annotations (COCO boxes+polygons+image labels, CoralNet points)"
 
 
+def _step_preview(ctx: DemoContext) -> str:
+    from annoloop.plots import draw_annotations
+    from annoloop.storage import read_image
+
+    images = ctx.project.images()
+    coins = images[images["location"].astype(str).str.endswith("coins.png")]
+    image_id = int(coins["id"].iloc[0])
+    ann = ctx.project.annotation_arrays(image=image_id)
+    pixels = read_image(ctx.project.image_location(image_id))
+    png = draw_annotations(pixels, ann, ctx.folder / "preview_coins.png")
+    return f"{len(ann)} annotations drawn over coins.png -> {png}"
+
+
 def _step_export(ctx: DemoContext) -> str:
     from annoloop.formats.transfer import export_annotations
 
@@ -93,6 +106,7 @@ def _step_stats(ctx: DemoContext) -> str:
 STEPS: list[tuple[str, Step]] = [
     ("project", _step_project),
     ("import", _step_import),
+    ("preview", _step_preview),
     ("export", _step_export),
     ("stats", _step_stats),
 ]
