@@ -60,6 +60,8 @@ def read_json(path: Any, *, max_bytes: int = MAX_FILE_BYTES) -> Any:
         raise InvalidInput(
             f"not UTF-8 text ({exc.reason} at byte {exc.start})", str(path)
         ) from None
+    except RecursionError:
+        raise InvalidInput("JSON nested too deeply", str(path)) from None
     except json.JSONDecodeError as exc:
         raise InvalidInput(
             f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})", str(path)

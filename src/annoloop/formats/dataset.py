@@ -34,6 +34,8 @@ class Dataset:
     images: list[ImageRecord]
     labels: list[str]
     annotations: Annotations
+    # format-specific facts a round trip must keep (COCO category ids, info, licenses, ...)
+    meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.annotations.label_names = list(self.labels)
