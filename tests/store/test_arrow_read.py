@@ -1,0 +1,93 @@
+"""The native (connectorx) read path returns exactly what the driver path returns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import annoloop.store.bulk as bulk
+from annoloop.geometry import Annotations, Kind, rle_encode
+from annoloop.store import Project
+
+pytest.importorskip("connectorx")
+
+
+def _mixed(project: Project) -> None:
+    ids = project.add_image_records(["a.jpg", "b.jpg"], [100, 200], [80, 160])
+    labels = project.add_labels(["coral", "sand? o'clock?"])
+    task = project.add_task("t", kinds=["bbox", "point", "polygon", "mask", "label"])
+    n = 6
+    mask = np.zeros((80, 100), bool)
+    mask[10:30, 20:50] = True
+    ann = Annotations(
+        image=[ids[0], ids[0], ids[1], ids[1], ids[0], ids[1]],
+        kind=[Kind.BBOX, Kind.POINT, Kind.POLYGON, Kind.LABEL, Kind.MASK, Kind.BBOX],
+        label=[labels[0], labels[1], labels[0], labels[1], labels[0], -1],
+        box=[
+            [0.5, 0.5, 0.2, 0.2],
+            [0.1, 0.2, 0, 0],
+            [0.35, 0.35, 0.5, 0.5],
+            [np.nan] * 4,
+            [0.35, 0.25, 0.3, 0.25],
+            [0.4, 0.4, 0.1, 0.1],
+        ],
+        confidence=[np.nan, 0.5, np.nan, 0.9, np.nan, 0.25],
+        shape=[
+            None,
+            None,
+            [[np.array([[0.1, 0.1], [0.6, 0.1], [0.6, 0.6]])]],
+            None,
+            rle_encode(mask),
+            None,
+        ],
+        data={"author": np.array(["ann", None, "bob", "ann", None, "zoë"], dtype=object)},
+    )
+    project.add_annotations(ann[: n - 1], task=task)
+    project.add_annotations(ann[n - 1 :], source="model:det@3")
+
+
+def test_arrow_path_equals_driver_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with Project.init(tmp_path / "p") as project:
+        _mixed(project)
+        monkeypatch.setattr(bulk, "ARROW_READ_MIN_ROWS", 10**12)
+        driver = project.annotations()
+        driver_filtered = project.annotations(label="sand? o'clock?", source="human")
+        monkeypatch.setattr(bulk, "ARROW_READ_MIN_ROWS", 0)
+        calls = []
+        original = bulk._read_sqlite_arrow
+
+        def spy(*args, **kwargs):
+            out = original(*args, **kwargs)
+            calls.append(out is not None)
+            return out
+
+        monkeypatch.setattr(bulk, "_read_sqlite_arrow", spy)
+        fast = project.annotations()
+        fast_filtered = project.annotations(label="sand? o'clock?", source="human")
+    assert calls and all(calls), "the native path was not used"
+    pd.testing.assert_frame_equal(fast.drop(columns="shape"), driver.drop(columns="shape"))
+    for a, b in zip(fast["shape"], driver["shape"], strict=True):
+        assert repr(a) == repr(b)
+    pd.testing.assert_frame_equal(
+        fast_filtered.drop(columns="shape"), driver_filtered.drop(columns="shape")
+    )
+    assert len(fast_filtered) == 2
+
+
+def test_arrow_path_not_used_inside_a_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write transaction may hold rows another connection cannot see: use the driver."""
+    from annoloop.store.annotations import annotations_frame
+    from annoloop.store.engine import write_transaction
+
+    monkeypatch.setattr(bulk, "ARROW_READ_MIN_ROWS", 0)
+    with Project.init(tmp_path / "p") as project:
+        _mixed(project)
+        with write_transaction(project.engine) as conn:
+            conn.exec_driver_sql("DELETE FROM annotation WHERE kind = 2")
+            inside = annotations_frame(conn)
+        assert (inside["kind"] == "bbox").sum() == 0
