@@ -12,6 +12,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from annoloop.errors import (
     AccessDenied,
@@ -75,7 +76,10 @@ def handle_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except AnnoloopError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+            # soft_wrap: a path in the message must stay whole so users can copy it
+            err_console.print(
+                f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+            )
             raise typer.Exit(exit_code_for(exc)) from None
 
     return wrapper  # type: ignore[return-value]

@@ -8,7 +8,14 @@ from __future__ import annotations
 import typer
 
 from annoloop import __version__
-from annoloop.cli import config_cmd, data_cmds, demo_cmd, labels_cmd
+from annoloop.cli import (
+    config_cmd,
+    data_cmds,
+    demo_cmd,
+    experiment_cmd,
+    labels_cmd,
+    worker_cmd,
+)
 
 app = typer.Typer(
     name="annoloop",
@@ -37,6 +44,8 @@ def _root(
 data_cmds.register(app)
 app.add_typer(labels_cmd.app, name="labels")
 app.add_typer(config_cmd.app, name="config")
+app.add_typer(experiment_cmd.app, name="experiment")
+worker_cmd.register(app)
 demo_cmd.register(app)
 
 

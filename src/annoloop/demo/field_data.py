@@ -71,10 +71,13 @@ def coin_shapes() -> list[dict]:
     return out
 
 
-def write_coco(path: Path, *, image_sizes: dict[str, tuple[int, int]]) -> Path:
-    """COCO file with coin boxes and polygons and one image label per colour photo."""
-    names = ["coins.png", *IMAGE_LABELS]
-    categories = ["coin", *sorted(set(IMAGE_LABELS.values()))]
+def write_coco(
+    path: Path, *, image_sizes: dict[str, tuple[int, int]], coins_only: bool = False
+) -> Path:
+    """COCO file with coin boxes and polygons and one image label per colour photo
+    (``coins_only``: just the coins photo and its coins)."""
+    names = ["coins.png"] if coins_only else ["coins.png", *IMAGE_LABELS]
+    categories = ["coin"] if coins_only else ["coin", *sorted(set(IMAGE_LABELS.values()))]
     cat_id = {name: i + 1 for i, name in enumerate(categories)}
     images = [
         {"id": i + 1, "file_name": n, "width": image_sizes[n][0], "height": image_sizes[n][1]}

@@ -46,7 +46,26 @@ def default_tracking_uri(workdir: Path) -> str:
 
 def client(tracking_uri: str) -> Any:
     """An ``MlflowClient`` for ``tracking_uri``."""
+    _forget_deleted_sqlite_store(tracking_uri)
     return mlflow().MlflowClient(tracking_uri=tracking_uri)
+
+
+def _forget_deleted_sqlite_store(tracking_uri: str) -> None:
+    """MLflow caches one engine per database URI for the life of the process; when the sqlite
+    file was deleted since (a re-run demo, a cleaned workdir), its pooled connection still
+    points at the deleted file and new writes collide with the old rows."""
+    if not tracking_uri.startswith("sqlite:///") or Path(tracking_uri[10:]).exists():
+        return
+    mlflow()  # the store module is importable only after mlflow itself
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+    from mlflow.tracking._tracking_service.registry import TrackingStoreRegistry
+
+    engines = getattr(SqlAlchemyStore, "_engine_map", None)
+    if isinstance(engines, dict) and tracking_uri in engines:
+        engines.pop(tracking_uri).dispose()
+    cached = getattr(TrackingStoreRegistry, "_get_store_with_resolved_uri", None)
+    if hasattr(cached, "cache_clear"):  # the store objects, one per URI
+        cached.cache_clear()
 
 
 def clean_key(key: str) -> str:
