@@ -1,0 +1,541 @@
+"""annoloop.points against PySpacer 0.14.0, side by side, on this machine.
+
+Usage (from the repository root, in the project's virtual environment)::
+
+    pip install -c constraints.txt --no-deps pyspacer==0.14.0   # once; bench only
+    python bench/points/bench_points.py                # everything, ~10 min on 2 cores
+    python bench/points/bench_points.py extract train  # some parts
+    python bench/points/bench_points.py --quick        # fewer images, a smoke run
+
+Parts:
+
+- ``extract``: the same EfficientNet-B0 (PySpacer's class and weight-file format; randomly
+  initialised since no pretrained B0 ships in a package, with batch-norm statistics
+  re-estimated on real patches so activations are not degenerate) on the bundled photos
+  resized to 2000x1500 and 4000x3000, 200 points each, 224 px patches. Each tool runs in its
+  own process (peak RSS per process). Also: the bare backbone forward over the same patches
+  and the agreement of the features.
+- ``train``: both ``train_classifier`` on the *same* feature files (PySpacer's npz format,
+  which annoloop reads) and the same train/ref/val split, MLP and LR, 10 epochs.
+- ``memory``: a 10,000 x 10,000 JPEG with 1,000 points through annoloop (EfficientNet-Lite0).
+
+Results are printed and written as JSON to ``--out`` (default ``bench/points/results.json``).
+Timings are wall-clock and CPU seconds; the machine may be shared, so compare rows of one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+PHOTOS = ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "motorcycle_left.png")
+TRAIN_PHOTOS = (
+    "astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "motorcycle_left.png",
+    "ihc.png", "china.jpg", "flower.jpg", "grace_hopper.jpg", "retina.jpg",
+    "horse.png", "coins.png",
+)  # fmt: skip
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process, MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def log(*args: Any) -> None:
+    print(*args, file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------------------ fixtures
+def make_images(folder: Path, size: tuple[int, int], count: int) -> list[Path]:
+    """Bundled photos resized to ``size`` (w, h), saved as JPEG quality 90."""
+    from PIL import Image
+
+    from annoloop.samples import photo_path
+
+    out = []
+    for name in PHOTOS[:count]:
+        path = folder / f"{Path(name).stem}-{size[0]}x{size[1]}.jpg"
+        if not path.exists():
+            im = Image.open(photo_path(name)).convert("RGB").resize(size, Image.BILINEAR)
+            im.save(path, quality=90)
+        out.append(path)
+    return out
+
+
+def make_b0_weights(path: Path) -> None:
+    """PySpacer-format EfficientNet-B0 weights: random init, BN statistics from real patches."""
+    import torch
+
+    from annoloop.backbones.efficientnet import B0_SPACER, EfficientNet
+    from annoloop.samples import photo_path
+    from annoloop.storage import read_image
+
+    torch.manual_seed(0)
+    net = EfficientNet(B0_SPACER)  # the same parameters as spacer's class (checked in tests)
+    rng = np.random.default_rng(0)
+    patches = []
+    for name in ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg"):
+        img = read_image(photo_path(name))
+        for _ in range(16):
+            r = rng.integers(0, img.shape[0] - 224)
+            c = rng.integers(0, img.shape[1] - 224)
+            patches.append(img[r : r + 224, c : c + 224])
+    x = torch.from_numpy(np.stack(patches)).permute(0, 3, 1, 2).float() / 255
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the calibration batches
+    net.train()
+    with torch.no_grad():
+        for chunk in x.split(16):
+            net.extract_features(chunk)
+    net.eval()
+    torch.save({"net": net.state_dict()}, path)
+
+
+def points_for(width: int, height: int, n: int, seed: int) -> list[tuple[int, int]]:
+    rng = np.random.default_rng(seed)
+    rows, cols = rng.integers(0, height, n), rng.integers(0, width, n)
+    return [(int(r), int(c)) for r, c in zip(rows, cols, strict=True)]
+
+
+# ------------------------------------------------------------------------------ workers
+def worker_extract(args: dict) -> dict:
+    """One tool extracting features of several images in one process."""
+    import torch
+
+    torch.set_num_threads(args["threads"])
+    from annoloop.backbones import import_torchvision
+
+    import_torchvision()  # PySpacer imports torchvision too
+    images = [Path(p) for p in args["images"]]
+    out_dir = Path(args["out_dir"])
+    per_image = []
+    t_all, c_all = time.perf_counter(), time.process_time()
+    for i, img in enumerate(images):
+        w, h = (int(v) for v in img.stem.rsplit("-", 1)[1].split("x"))
+        rowcols = points_for(w, h, args["points"], i)
+        tag = args["tool"] if args["tool"] == "pyspacer" else f"annoloop-{args['precision']}"
+        feat_path = out_dir / f"{tag}-{img.stem}.npz"
+        t0, c0 = time.perf_counter(), time.process_time()
+        if args["tool"] == "pyspacer":
+            from spacer.data_classes import DataLocation
+            from spacer.extractors import EfficientNetExtractor
+            from spacer.messages import ExtractFeaturesMsg
+            from spacer.tasks import extract_features
+
+            msg = ExtractFeaturesMsg(
+                job_token=str(i),
+                extractor=EfficientNetExtractor(
+                    data_locations={"weights": DataLocation("filesystem", args["weights"])}
+                ),
+                rowcols=rowcols,
+                image_loc=DataLocation("filesystem", str(img)),
+                feature_loc=DataLocation("filesystem", str(feat_path)),
+            )
+            extract_features(msg)
+            timings = {}
+        else:
+            from annoloop.points import ExtractFeaturesMsg, ExtractorSpec, extract_features
+
+            ret = extract_features(
+                ExtractFeaturesMsg(
+                    extractor=ExtractorSpec(
+                        name=args.get("backbone", "spacer-efficientnet-b0"),
+                        weights=args["weights"],
+                        batch_size=args["batch_size"],
+                        precision=args["precision"],
+                    ),
+                    rowcols=rowcols,
+                    image_loc=str(img),
+                    feature_loc=str(feat_path),
+                    feature_dtype="float32",
+                )
+            )
+            timings = ret.timings
+        per_image.append(
+            {
+                "image": img.name,
+                "wall": time.perf_counter() - t0,
+                "cpu": time.process_time() - c0,
+                "timings": timings,
+            }
+        )
+        log(f"  {args['tool']} {img.name}: {per_image[-1]['wall']:.2f} s")
+    result: dict[str, Any] = {
+        "tool": args["tool"],
+        "per_image": per_image,
+        "wall": time.perf_counter() - t_all,
+        "cpu": time.process_time() - c_all,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+    if args["tool"] == "annoloop" and args.get("bare"):
+        result["bare_forward"] = bare_forward(args, images)
+    return result
+
+
+def bare_forward(args: dict, images: list[Path]) -> list[float]:
+    """Seconds of the backbone's forward alone over each image's patches (already cropped,
+    normalised and laid out), in the same batches: the floor the pipeline is measured by."""
+    import torch
+
+    from annoloop.points import ExtractorSpec
+    from annoloop.points.extractors import get_extractor
+    from annoloop.points.patches import crop_patches
+    from annoloop.storage import read_image
+
+    ext, _ = get_extractor(
+        ExtractorSpec(
+            name=args.get("backbone", "spacer-efficientnet-b0"),
+            weights=args["weights"],
+            batch_size=args["batch_size"],
+            precision=args["precision"],
+        )
+    )
+    bb = ext.backbone
+    out = []
+    for i, img in enumerate(images):
+        arr = read_image(img)
+        h, w = arr.shape[:2]
+        pts = np.array(points_for(w, h, args["points"], i))
+        batches = [
+            bb.to_input(crop_patches(arr, pts[j : j + ext.batch_size], ext.patch_size))
+            for j in range(0, len(pts), ext.batch_size)
+        ]
+        t0 = time.perf_counter()
+        with torch.inference_mode(), bb._autocast():
+            for x in batches:
+                bb.module(x).float().numpy()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def worker_train(args: dict) -> dict:
+    """One tool's train_classifier on shared PySpacer-format feature files."""
+    import torch
+
+    torch.set_num_threads(args["threads"])
+    labels = json.loads(Path(args["labels"]).read_text())
+    t0, c0 = time.perf_counter(), time.process_time()
+    out_dir = Path(args["out_dir"])
+    if args["tool"] == "pyspacer":
+        from spacer.data_classes import DataLocation, ImageLabels, ValResults
+        from spacer.messages import TrainClassifierMsg, TrainingTaskLabels
+        from spacer.tasks import train_classifier
+
+        def image_labels(part: dict) -> ImageLabels:
+            return ImageLabels(
+                {DataLocation("filesystem", k): [tuple(a) for a in v] for k, v in part.items()}
+            )
+
+        split = TrainingTaskLabels(**{k: image_labels(labels[k]) for k in ("train", "ref", "val")})
+        model = out_dir / f"spacer-{args['clf_type']}.pkl"
+        valres = out_dir / f"spacer-{args['clf_type']}.val.json"
+        ret = train_classifier(
+            TrainClassifierMsg(
+                job_token="bench",
+                trainer="minibatch",
+                nbr_epochs=args["epochs"],
+                clf_type=args["clf_type"],
+                labels=split,
+                previous_model_locs=[],
+                model_loc=DataLocation("filesystem", str(model)),
+                valresult_loc=DataLocation("filesystem", str(valres)),
+            )
+        )
+        vr = ValResults.load(DataLocation("filesystem", str(valres)))
+        scores, correct = np.array(vr.scores), np.array(vr.gt) == np.array(vr.est)
+        acc, ref_accs = ret.acc, ret.ref_accs
+    else:
+        from annoloop.points import TrainClassifierMsg, TrainingLabels, train_classifier
+
+        ret = train_classifier(
+            TrainClassifierMsg(
+                clf_type=args["clf_type"],
+                nbr_epochs=args["epochs"],
+                labels=TrainingLabels(**{k: labels[k] for k in ("train", "ref", "val")}),
+                model_loc=str(out_dir / f"annoloop-{args['clf_type']}.safetensors"),
+            )
+        )
+        scores = np.array(ret.val_results.scores)
+        correct = np.array(ret.val_results.gt) == np.array(ret.val_results.est)
+        acc, ref_accs = ret.acc, ret.ref_accs
+    return {
+        "tool": args["tool"],
+        "clf_type": args["clf_type"],
+        "wall": time.perf_counter() - t0,
+        "cpu": time.process_time() - c0,
+        "acc": acc,
+        "ref_accs": ref_accs,
+        "ece": ece_from_scores(scores, correct),
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def ece_from_scores(conf: np.ndarray, correct: np.ndarray, bins: int = 15) -> float:
+    idx = np.minimum((conf * bins).astype(int), bins - 1)
+    acc_sum = np.bincount(idx, weights=correct.astype(float), minlength=bins)
+    conf_sum = np.bincount(idx, weights=conf, minlength=bins)
+    return float(np.abs(acc_sum - conf_sum).sum() / len(conf))
+
+
+def run_worker(kind: str, args: dict) -> dict:
+    """Run a worker in a fresh Python process; its last stdout line is the JSON result."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run(
+        [sys.executable, __file__, "_worker", kind, json.dumps(args)],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    sys.stderr.write(proc.stderr[-4000:] if proc.returncode else "")
+    if proc.returncode:
+        raise RuntimeError(f"worker {kind} failed ({proc.returncode})")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# ------------------------------------------------------------------------------ parts
+def part_extract(work: Path, quick: bool, threads: int) -> dict:
+    weights = work / "efficientnet_b0_spacer_format.pt"
+    if not weights.exists():
+        make_b0_weights(weights)
+    count = 1 if quick else 3
+    results: dict[str, Any] = {"points": 200, "patch": 224, "images_per_size": count}
+    for size in ((2000, 1500), (4000, 3000)):
+        images = [str(p) for p in make_images(work, size, count)]
+        key = f"{size[0]}x{size[1]}"
+        common = {"images": images, "weights": str(weights), "points": 200, "threads": threads,
+                  "out_dir": str(work), "batch_size": 16}  # fmt: skip
+        log(f"extract {key}")
+        row = {
+            "pyspacer": run_worker("extract", {**common, "tool": "pyspacer"}),
+            "annoloop": run_worker(
+                "extract", {**common, "tool": "annoloop", "precision": "float32", "bare": True}
+            ),
+            "annoloop_bf16": run_worker(
+                "extract", {**common, "tool": "annoloop", "precision": "bfloat16", "bare": True}
+            ),
+        }
+        row["agreement"] = agreement(work, images)
+        results[key] = row
+    return results
+
+
+def agreement(work: Path, images: list[str]) -> dict:
+    """Cosine similarity and max abs difference between PySpacer's and annoloop's features."""
+    from annoloop.points import ImageFeatures
+
+    out: dict[str, Any] = {}
+    for precision in ("float32", "bfloat16"):
+        cos, diff, scale = [], [], []
+        for img in images:
+            stem = Path(img).stem
+            a = ImageFeatures.load(str(work / f"pyspacer-{stem}.npz"))
+            b = ImageFeatures.load(str(work / f"annoloop-{precision}-{stem}.npz"))
+            fa = a.features.astype(np.float64)
+            fb = b.features.astype(np.float64)[b.lookup(np.stack([a.rows, a.cols], 1))]
+            cos.append((fa * fb).sum(1) / np.linalg.norm(fa, axis=1) / np.linalg.norm(fb, axis=1))
+            diff.append(np.abs(fa - fb).max())
+            scale.append(np.abs(fa).max())
+        allc = np.concatenate(cos)
+        out[precision] = {
+            "cos_min": float(allc.min()),
+            "cos_mean": float(allc.mean()),
+            "max_abs_diff": float(max(diff)),
+            "max_abs_value": float(max(scale)),
+        }
+    return out
+
+
+def part_bf16_agreement(work: Path, threads: int) -> dict:
+    """bfloat16 vs float32 features of annoloop on one image (cosine similarity)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    from annoloop.points import ExtractorSpec
+    from annoloop.points.extractors import get_extractor
+    from annoloop.storage import read_image
+
+    img = make_images(work, (2000, 1500), 1)[0]
+    arr = read_image(img)
+    pts = points_for(2000, 1500, 64, 0)
+    weights = str(work / "efficientnet_b0_spacer_format.pt")
+    feats = {}
+    for prec in ("float32", "bfloat16"):
+        ext, _ = get_extractor(
+            ExtractorSpec(name="spacer-efficientnet-b0", weights=weights, precision=prec)
+        )
+        feats[prec] = ext.extract(arr, pts)[1].astype(np.float64)
+    a, b = feats["float32"], feats["bfloat16"]
+    cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    return {"cos_min": float(cos.min()), "cos_mean": float(cos.mean()),
+            "max_abs_diff": float(np.abs(a - b).max())}  # fmt: skip
+
+
+def make_training_features(work: Path, quick: bool) -> Path:
+    """Mosaics of 12 bundled photos, features at labelled points with EfficientNet-Lite0,
+    stored in PySpacer's npz format; a train/ref/val split made by PySpacer itself."""
+    labels_path = work / ("train_labels_quick.json" if quick else "train_labels.json")
+    if labels_path.exists():
+        return labels_path
+    from spacer.data_classes import DataLocation, ImageLabels
+    from spacer.task_utils import SplitMode, preprocess_labels
+
+    from annoloop.points import ExtractorSpec
+    from annoloop.points.extractors import get_extractor
+    from annoloop.samples import photo_path
+    from annoloop.storage import read_image
+
+    photos = [read_image(photo_path(n)) for n in TRAIN_PHOTOS]
+    ext, _ = get_extractor(
+        ExtractorSpec(name="efficientnet-lite0", patch_size=96, batch_size=64,
+                      precision="bfloat16")
+    )  # fmt: skip
+    n_images, n_points, tile = (30, 60, 96) if quick else (120, 100, 96)
+    rng = np.random.default_rng(0)
+    feat_dir = work / "train_features"
+    feat_dir.mkdir(exist_ok=True)
+    all_labels = ImageLabels()
+    for s in range(n_images):
+        grid = rng.integers(0, len(photos), (4, 4))
+        img = np.zeros((4 * tile, 4 * tile, 3), np.uint8)
+        for (i, j), k in np.ndenumerate(grid):
+            p = photos[k]
+            if p.ndim == 2:
+                p = np.repeat(p[:, :, None], 3, 2)
+            y = rng.integers(0, p.shape[0] - tile)
+            x = rng.integers(0, p.shape[1] - tile)
+            crop = p[y : y + tile, x : x + tile]
+            img[i * tile : (i + 1) * tile, j * tile : (j + 1) * tile] = crop
+        cells = rng.integers(0, 16, n_points)
+        ci, cj = np.divmod(cells, 4)
+        off = rng.integers(tile // 4, 3 * tile // 4, (n_points, 2))
+        rc = np.stack([ci * tile + off[:, 0], cj * tile + off[:, 1]], 1)
+        rc = np.unique(rc, axis=0)
+        lab = grid[rc[:, 0] // tile, rc[:, 1] // tile]
+        _, feats, _ = ext.extract(img, rc)
+        path = feat_dir / f"mosaic-{s:04d}.featurevector"
+        buf = io.BytesIO()  # exactly PySpacer's ImageFeatures.store layout
+        np.savez_compressed(
+            buf, meta=np.array([True, len(rc), feats.shape[1]]), rows=rc[:, 0].astype(np.uint16),
+            cols=rc[:, 1].astype(np.uint16), feat=feats.astype(float),
+        )  # fmt: skip
+        path.write_bytes(buf.getvalue())
+        all_labels.add_image(
+            DataLocation("filesystem", str(path)),
+            [(int(r), int(c), int(k)) for (r, c), k in zip(rc, lab, strict=True)],
+        )
+    split = preprocess_labels(all_labels, split_ratios=(0.1, 0.1), split_mode=SplitMode.VECTORS)
+    out = {
+        k: {loc.key: [list(a) for a in split[k][loc]] for loc in split[k].keys()}  # noqa: SIM118 - no __iter__
+        for k in ("train", "ref", "val")
+    }
+    labels_path.write_text(json.dumps(out))
+    return labels_path
+
+
+def part_train(work: Path, quick: bool, threads: int) -> dict:
+    labels = make_training_features(work, quick)
+    data = json.loads(labels.read_text())
+    counts = {k: sum(len(v) for v in data[k].values()) for k in data}
+    results: dict[str, Any] = {"label_counts": counts, "epochs": 10, "classes": len(TRAIN_PHOTOS)}
+    for clf_type in ("MLP", "LR"):
+        log(f"train {clf_type}")
+        common = {"labels": str(labels), "epochs": 10, "clf_type": clf_type, "threads": threads,
+                  "out_dir": str(work)}  # fmt: skip
+        results[clf_type] = {
+            "pyspacer": run_worker("train", {**common, "tool": "pyspacer"}),
+            "annoloop": run_worker("train", {**common, "tool": "annoloop"}),
+        }
+    return results
+
+
+def part_memory(work: Path, threads: int, quick: bool) -> dict:
+    """10,000 x 10,000 JPEG, 1,000 points, through annoloop with EfficientNet-Lite0."""
+    path = work / "huge-10000x10000.jpg"
+    if not path.exists():
+        import simplejpeg
+
+        from annoloop.samples import photo_path
+        from annoloop.storage import read_image
+
+        tile = read_image(photo_path("coffee.png"))
+        reps = (10_000 // tile.shape[0] + 1, 10_000 // tile.shape[1] + 1, 1)
+        big = np.ascontiguousarray(np.tile(tile, reps)[:10_000, :10_000])
+        path.write_bytes(simplejpeg.encode_jpeg(big, quality=85))
+        del big
+    n = 200 if quick else 1000
+    args = {"images": [str(path)], "weights": None, "points": n, "threads": threads,
+            "out_dir": str(work), "batch_size": 16, "tool": "annoloop", "precision": "float32",
+            "backbone": "efficientnet-lite0"}  # fmt: skip
+    log("memory 10000x10000")
+    res = run_worker("extract", args)
+    res["image_mb"] = 10_000 * 10_000 * 3 / 2**20
+    res["points"] = n
+    res["baseline_rss_mb"] = run_worker("baseline", {"threads": threads})["peak_rss_mb"]
+    return res
+
+
+def worker_baseline(args: dict) -> dict:
+    """Peak RSS of a process that only imports torch and builds EfficientNet-Lite0."""
+    from annoloop.points import ExtractorSpec
+    from annoloop.points.extractors import get_extractor
+
+    extractor, _ = get_extractor(ExtractorSpec(name="efficientnet-lite0"))
+    extractor.extract(np.zeros((300, 300, 3), np.uint8), [(150, 150)])
+    return {"peak_rss_mb": peak_rss_mb()}
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "_worker":
+        kind, args = sys.argv[2], json.loads(sys.argv[3])
+        fn = {"extract": worker_extract, "train": worker_train, "baseline": worker_baseline}[kind]
+        print(json.dumps(fn(args)))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("parts", nargs="*", default=["extract", "train", "memory"])
+    parser.add_argument("--quick", action="store_true", help="fewer images and points")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--work", type=Path, default=None, help="scratch folder (kept)")
+    parser.add_argument("--out", type=Path, default=HERE / "results.json")
+    ns = parser.parse_args()
+    work = ns.work or Path(tempfile.mkdtemp(prefix="annoloop-bench-points-"))
+    work.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_avg_start": os.getloadavg(),
+        },
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "threads": ns.threads,
+    }
+    t0 = time.perf_counter()
+    if "extract" in ns.parts:
+        results["extract"] = part_extract(work, ns.quick, ns.threads)
+        results["bf16_vs_fp32"] = part_bf16_agreement(work, ns.threads)
+    if "train" in ns.parts:
+        results["train"] = part_train(work, ns.quick, ns.threads)
+    if "memory" in ns.parts:
+        results["memory"] = part_memory(work, ns.threads, ns.quick)
+    results["machine"]["load_avg_end"] = os.getloadavg()
+    results["total_s"] = time.perf_counter() - t0
+    ns.out.write_text(json.dumps(results, indent=1))
+    print(json.dumps(results, indent=1))
+    log(f"written {ns.out} (scratch: {work})")
+
+
+if __name__ == "__main__":
+    main()
