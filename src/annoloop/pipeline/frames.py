@@ -1,0 +1,410 @@
+"""Columnar reads of what annotation tasks produced, and LOST's ``to_df`` frame built from them.
+
+A script's input annotations are those of the annotation tasks before it. They are read
+column-wise (:func:`annoloop.store.bulk.read_columns`) and the LOST frame is assembled with
+numpy: one row per 2D annotation, one row per work item that has none, image labels gathered
+per work item into ``img_lbl``.
+
+LOST columns (values in annoloop terms): ``img_uid`` (work item id), ``img_timestamp`` (when
+the item was finished), ``img_state`` (open, locked, done, junk), ``img_sim_class``,
+``img_frame_n``, ``img_path`` (local path or URL of the image), ``img_iteration``,
+``img_user_id``, ``img_anno_time``, ``img_lbl`` / ``img_lbl_id`` (lists of image-label names /
+ids), ``img_user``, ``img_is_junk``, ``img_fs_name``, ``anno_uid`` (annotation id),
+``anno_timestamp``, ``anno_state``, ``anno_dtype`` (point, bbox, line, polygon, mask),
+``anno_sim_class``, ``anno_iteration``, ``anno_user_id``, ``anno_user``, ``anno_confidence``,
+``anno_time`` (seconds spent), ``anno_lbl`` / ``anno_lbl_id`` (lists), ``anno_style``
+(``xcycwh`` for boxes), ``anno_format`` (``rel``), ``anno_comment``, ``anno_data`` (LOST's lists:
+bbox ``[x, y, w, h]`` centre-relative, point ``[x, y]``, line / polygon ``[[x, y], ...]``, mask:
+the COCO RLE dict). Extra columns: ``img_id`` (project image id), ``img_task`` (task name),
+``anno_source``.
+
+Text columns are categorical (each distinct value stored once); integer columns with gaps are
+nullable ``Int64``. The label lists are shared between rows with the same label, so they are
+read-only (:class:`ReadOnlyList`): copy one with ``list(value)`` to change it.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy.engine import Connection
+
+from annoloop.geometry.kinds import KIND_NAMES, Kind
+from annoloop.geometry.shapes_json import shapes_from_json
+from annoloop.store import bulk
+
+LOST_COLUMNS = [
+    "img_uid", "img_timestamp", "img_state", "img_sim_class", "img_frame_n", "img_path",
+    "img_iteration", "img_user_id", "img_anno_time", "img_lbl", "img_lbl_id", "img_user",
+    "img_is_junk", "img_fs_name", "anno_uid", "anno_timestamp", "anno_state", "anno_dtype",
+    "anno_sim_class", "anno_iteration", "anno_user_id", "anno_user", "anno_confidence",
+    "anno_time", "anno_lbl", "anno_lbl_id", "anno_style", "anno_format", "anno_comment",
+    "anno_data", "img_id", "img_task", "anno_source",
+]  # fmt: skip
+
+# annotation columns read as numbers: (name, SQL, kind) with kind int | float | time
+_NUMERIC = [
+    ("id", "t.id", "int"),
+    ("image_id", "t.image_id", "int"),
+    ("task_id", "t.task_id", "int"),
+    ("work_item_id", "t.work_item_id", "int"),
+    ("kind", "t.kind", "int"),
+    ("label_id", "t.label_id", "int"),
+    ("x", "t.x", "float"),
+    ("y", "t.y", "float"),
+    ("w", "t.w", "float"),
+    ("h", "t.h", "float"),
+    ("confidence", "t.confidence", "float"),
+    ("time_spent", "t.time_spent", "float"),
+    ("created_at", "t.created_at", "time"),
+]
+_TEXT = ("author", "source")
+_ITEM_COLUMNS = [
+    ("id", "t.id", "int"),
+    ("task_id", "t.task_id", "int"),
+    ("image_id", "t.image_id", "int"),
+    ("iteration", "t.iteration", "int"),
+    ("state", "t.state", "text"),
+    ("locked_by", "t.locked_by", "text"),
+    ("finished_at", "t.finished_at", "sparse"),  # NULL while open: not a "time" column
+]
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while millions of small lists and strings are made:
+    none of them form cycles, and the collector's passes would double the time."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+class ReadOnlyList(list):  # type: ignore[type-arg]
+    """A list shared by many rows of a frame, so it refuses changes (``list(x)`` copies it)."""
+
+    __slots__ = ()
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("this list is shared by several rows of the frame: copy it with list()")
+
+    append = extend = insert = pop = remove = clear = sort = reverse = _refuse
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse  # type: ignore[assignment]
+
+    def __reduce__(self) -> Any:
+        return (ReadOnlyList, (list(self),))
+
+
+_EMPTY = ReadOnlyList()
+
+
+@dataclass
+class TaskData:
+    """Annotations and work items of some tasks, column-wise, plus lookups.
+
+    ``ann``: numeric arrays (ids, kind, label_id -1 for none, box, confidence, time_spent as
+    float with NaN, created_at datetime64[us]), ``author`` and ``source`` as categoricals,
+    ``shape`` as an object array of JSON texts (None for most rows). ``items``: the work items.
+    ``images``: sorted image ids with their paths and frame numbers.
+    """
+
+    ann: dict[str, Any]
+    items: dict[str, np.ndarray]
+    image_ids: np.ndarray
+    image_paths: list[str]
+    image_frames: np.ndarray  # float, NaN for none
+    label_names: dict[int, str]
+    task_names: dict[int, str]
+
+    def shapes(self) -> np.ndarray:
+        """Parsed shapes of the annotations (None where there is none)."""
+        return parse_shapes(self.ann["kind"], self.ann["shape"])
+
+
+def parse_shapes(kinds: np.ndarray, texts: np.ndarray) -> np.ndarray:
+    """Shape JSON texts -> shapes (object array); only rows with a text are parsed."""
+    out = np.empty(len(texts), dtype=object)
+    rows = np.flatnonzero(np.not_equal(texts, None)) if len(texts) else np.zeros(0, np.int64)
+    if rows.size:
+        out[rows] = shapes_from_json(np.asarray(kinds)[rows], np.asarray(texts)[rows].tolist())
+    return out
+
+
+# -- reading -----------------------------------------------------------------------------------
+
+
+def _read_annotations(conn: Connection, where: str, params: list[Any]) -> dict[str, Any]:
+    """The annotations' columns (bulk.read_columns: Arrow through connectorx for large SQLite
+    reads when it is installed, a binary COPY on PostgreSQL); text columns as categoricals."""
+    columns = [
+        *[(n, s, k) for n, s, k in _NUMERIC],
+        *[(n, f"t.{n}", "text") for n in _TEXT],
+        ("shape", "t.shape", "sparse"),
+    ]
+    out = dict(bulk.read_columns(conn, "annotation", where, params, columns))
+    for name in _TEXT:
+        out[name] = pd.Categorical(out[name])
+    return out
+
+
+def _image_lookup(
+    conn: Connection, ids: np.ndarray, media: Any
+) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """Sorted unique image ids, their full paths (local) or URLs, and frame numbers."""
+    uniq = np.unique(ids)
+    paths: list[str] = []
+    frames = np.full(len(uniq), np.nan)
+    if not uniq.size:
+        return uniq, paths, frames
+    root = media.local_path()
+    prefix = str(root) if root is not None else str(media)
+    found: dict[int, tuple[str, Any]] = {}
+    chunk = 50_000
+    for start in range(0, uniq.size, chunk):
+        sql, params = bulk.in_filter(conn, "id", uniq[start : start + chunk].tolist())
+        for i, loc, frame in bulk.fetch_rows(
+            conn, f"SELECT id, location, frame FROM image WHERE {sql}", params
+        ):
+            found[int(i)] = (loc, frame)
+    for k, image_id in enumerate(uniq.tolist()):
+        loc, frame = found.get(image_id, ("", None))
+        paths.append(loc if "://" in loc or loc.startswith("/") else f"{prefix}/{loc}")
+        if frame is not None:
+            frames[k] = frame
+    return uniq, paths, frames
+
+
+def read_task_data(conn: Connection, task_ids: Sequence[int], media: Any) -> TaskData:
+    """Everything the tasks hold, in the caller's read transaction."""
+    from annoloop.store.labels import label_name_map
+
+    tids = [int(t) for t in task_ids]
+    sql, params = bulk.in_filter(conn, "t.task_id", tids) if tids else ("1 = 0", [])
+    where = f" WHERE {sql}"
+    with gc_paused():
+        ann = _read_annotations(conn, where, params)
+    items = bulk.read_columns(conn, "work_item", where, params, _ITEM_COLUMNS)
+    image_ids, paths, frames = _image_lookup(
+        conn, np.concatenate([items["image_id"], ann["image_id"]]).astype(np.int64), media
+    )
+    tasks: dict[int, str] = {}
+    if tids:
+        tsql, tparams = bulk.in_filter(conn, "id", tids)
+        tasks = {
+            int(i): n
+            for i, n in bulk.fetch_rows(conn, f"SELECT id, name FROM task WHERE {tsql}", tparams)
+        }
+    return TaskData(ann, items, image_ids, paths, frames, label_name_map(conn), tasks)
+
+
+# -- the LOST frame ----------------------------------------------------------------------------
+
+
+def _filled(n: int, value: Any) -> np.ndarray:
+    """An object array of ``n`` references to ``value`` (np.full would unpack a list)."""
+    out = np.empty(n, dtype=object)
+    out.fill(value)
+    return out
+
+
+def _objects(values: list[Any]) -> np.ndarray:
+    """A 1-D object array holding ``values`` as they are (lists stay lists)."""
+    return np.fromiter(values, dtype=object, count=len(values))
+
+
+def anno_data(kinds: np.ndarray, box: np.ndarray, shapes: np.ndarray) -> np.ndarray:
+    """LOST's ``anno_data`` per row: bbox [x, y, w, h], point [x, y], line / polygon
+    [[x, y], ...] (a polygon's exterior ring), mask: its RLE dict."""
+    n = len(kinds)
+    out = np.empty(n, dtype=object)
+    is_box = kinds == int(Kind.BBOX)
+    if is_box.any():
+        out[is_box] = _objects(box[is_box].tolist())
+    is_point = kinds == int(Kind.POINT)
+    if is_point.any():
+        out[is_point] = _objects(box[is_point, :2].tolist())
+    for row in np.flatnonzero(kinds == int(Kind.LINE)).tolist():
+        shape = shapes[row]
+        out[row] = None if shape is None else np.asarray(shape).tolist()
+    for row in np.flatnonzero(kinds == int(Kind.POLYGON)).tolist():
+        shape = shapes[row]
+        out[row] = None if not shape else np.asarray(shape[0][0]).tolist()
+    for row in np.flatnonzero(kinds == int(Kind.MASK)).tolist():
+        out[row] = shapes[row]
+    return out
+
+
+def _label_lists(ids: np.ndarray, names: dict[int, str]) -> tuple[np.ndarray, np.ndarray]:
+    """Per row ``[name]`` and ``[id]`` (``[]`` for no label): one shared read-only list per
+    label, picked by fancy indexing (no Python work per row)."""
+    if not len(ids):
+        return np.empty(0, dtype=object), np.empty(0, dtype=object)
+    uniq, inverse = np.unique(ids, return_inverse=True)
+    by_name = _objects([ReadOnlyList([names.get(int(u))]) if u >= 0 else _EMPTY for u in uniq])
+    by_id = _objects([ReadOnlyList([int(u)]) if u >= 0 else _EMPTY for u in uniq])
+    inverse = inverse.reshape(-1)
+    return by_name[inverse], by_id[inverse]
+
+
+def _categorical(codes: np.ndarray, categories: Sequence[Any]) -> pd.Categorical:
+    return pd.Categorical.from_codes(codes.astype(np.int64), categories=list(categories))
+
+
+def _nullable(values: np.ndarray, missing: np.ndarray) -> pd.arrays.IntegerArray:
+    return pd.arrays.IntegerArray(values.astype(np.int64), missing.astype(bool))
+
+
+def _item_labels(
+    data: TaskData, item_pos: np.ndarray, ok: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per work item: read-only lists of its image labels' names and ids."""
+    n_items = len(data.items["id"])
+    names = _filled(n_items, _EMPTY)
+    ids = _filled(n_items, _EMPTY)
+    kinds = data.ann["kind"]
+    rows = np.flatnonzero((kinds == int(Kind.LABEL)) & ok & (data.ann["label_id"] >= 0))
+    if rows.size:
+        order = np.argsort(item_pos[rows], kind="stable")
+        rows = rows[order]
+        groups, starts = np.unique(item_pos[rows], return_index=True)
+        labels = data.ann["label_id"][rows]
+        for g, part in zip(groups.tolist(), np.split(labels, starts[1:]), strict=True):
+            ids[g] = ReadOnlyList(part.tolist())
+            names[g] = ReadOnlyList(data.label_names.get(int(v)) for v in part.tolist())
+    return names, ids
+
+
+def lost_frame(data: TaskData) -> pd.DataFrame:
+    """LOST's ``to_df()`` frame of the tasks' work items and annotations (module docstring)."""
+    with gc_paused():
+        return _lost_frame(data)
+
+
+def _lost_frame(data: TaskData) -> pd.DataFrame:
+    ann, items = data.ann, data.items
+    kinds = ann["kind"].astype(np.int64)
+    item_ids = items["id"].astype(np.int64)
+    n_items = len(item_ids)
+    # each annotation's work item (position in the item arrays)
+    wid = ann["work_item_id"].astype(np.int64)
+    pos = np.minimum(np.searchsorted(item_ids, wid), max(n_items - 1, 0))
+    ok = (wid >= 0) & (n_items > 0)
+    if n_items:
+        ok &= item_ids[pos] == wid
+    item_lbl, item_lbl_id = _item_labels(data, pos, ok)
+    # one row per 2D annotation, then one per work item without any
+    rows2d = np.flatnonzero(kinds != int(Kind.LABEL))
+    covered = np.zeros(n_items, dtype=bool)
+    covered[pos[rows2d][ok[rows2d]]] = True
+    bare = np.flatnonzero(~covered)
+    n2, nb = len(rows2d), len(bare)
+    total = n2 + nb
+    item_pos = np.concatenate([np.where(ok[rows2d], pos[rows2d], -1), bare]).astype(np.int64)
+    no_item = item_pos < 0
+    safe = np.where(no_item, 0, item_pos)
+    is_ann = np.arange(total) < n2
+
+    def per_item(values: np.ndarray, fill: Any = 0) -> np.ndarray:
+        if not n_items:
+            return _filled(total, fill) if values.dtype == object else np.full(total, fill)
+        return values[safe]
+
+    def item_lists(values: np.ndarray) -> np.ndarray:
+        out = per_item(values, _EMPTY).copy()
+        rows = np.flatnonzero(no_item)
+        out[rows] = _filled(len(rows), _EMPTY)
+        return out
+
+    def per_ann(values: np.ndarray, fill: Any) -> np.ndarray:
+        out = np.full(total, fill, dtype=np.asarray(values).dtype)
+        out[:n2] = values[rows2d]
+        return out
+
+    image_id = np.concatenate([ann["image_id"][rows2d], items["image_id"][bare]]).astype(np.int64)
+    task_id = np.concatenate([ann["task_id"][rows2d], items["task_id"][bare]]).astype(np.int64)
+    state_codes, states = pd.factorize(pd.Series(items["state"], dtype=object))
+    user_codes, users = pd.factorize(pd.Series(items["locked_by"], dtype=object))
+    state = np.where(no_item, -1, per_item(state_codes, -1))
+    iteration = per_item(items["iteration"].astype(np.int64))
+    finished = pd.to_datetime(
+        pd.Series(items["finished_at"], dtype=object), utc=True, format="mixed"
+    )
+    img_time = np.full(total, np.datetime64("NaT", "ns"))
+    if n_items:
+        img_time = finished.dt.tz_localize(None).to_numpy().astype("datetime64[ns]")[safe]
+        img_time[no_item] = np.datetime64("NaT", "ns")
+    image_pos = np.searchsorted(data.image_ids, image_id)
+    task_order = sorted(data.task_names)
+    box = np.stack([ann[c][rows2d] for c in ("x", "y", "w", "h")], axis=1).reshape(-1, 4)
+    kinds2d = kinds[rows2d]
+    lbl, lbl_id = _label_lists(ann["label_id"][rows2d].astype(np.int64), data.label_names)
+    shapes = parse_shapes(kinds2d, ann["shape"][rows2d]) if n2 else np.zeros(0, dtype=object)
+    data_col = np.full(total, None, dtype=object)
+    data_col[:n2] = anno_data(kinds2d, box, shapes)
+    blank = _filled(nb, _EMPTY)
+    kind_codes = np.full(total, -1, np.int64)
+    kind_codes[:n2] = kinds2d
+    style = np.full(total, -1, np.int64)
+    style[:n2][kinds2d == int(Kind.BBOX)] = 0
+    created = np.full(total, np.datetime64("NaT"), dtype="datetime64[us]")
+    created[:n2] = ann["created_at"][rows2d]
+    author, source = ann["author"], ann["source"]
+    frame = {
+        "img_uid": _nullable(per_item(item_ids), no_item),
+        "img_timestamp": pd.DatetimeIndex(img_time).tz_localize("UTC"),
+        "img_state": _categorical(state, states),
+        "img_sim_class": None,
+        "img_frame_n": _nullable(
+            np.nan_to_num(data.image_frames[image_pos], nan=-1),
+            np.isnan(data.image_frames[image_pos]),
+        ),
+        "img_path": _categorical(image_pos, data.image_paths),
+        "img_iteration": _nullable(iteration, no_item),
+        "img_user_id": None,
+        "img_anno_time": np.nan,
+        "img_lbl": item_lists(item_lbl),
+        "img_lbl_id": item_lists(item_lbl_id),
+        "img_user": _categorical(np.where(no_item, -1, per_item(user_codes, -1)), users),
+        "img_is_junk": (state >= 0)
+        & (np.asarray(states, dtype=object)[np.maximum(state, 0)] == "junk")
+        if len(states)
+        else np.zeros(total, bool),
+        "img_fs_name": None,
+        "anno_uid": _nullable(per_ann(ann["id"].astype(np.int64), 0), ~is_ann),
+        "anno_timestamp": pd.DatetimeIndex(created).tz_localize("UTC"),
+        "anno_state": None,
+        "anno_dtype": _categorical(kind_codes, KIND_NAMES),
+        "anno_sim_class": None,
+        "anno_iteration": _nullable(iteration, no_item | ~is_ann),
+        "anno_user_id": None,
+        "anno_user": _categorical(
+            np.concatenate([np.asarray(author.codes)[rows2d], np.full(nb, -1)]), author.categories
+        ),
+        "anno_confidence": per_ann(ann["confidence"].astype(np.float64), np.nan),
+        "anno_time": per_ann(ann["time_spent"].astype(np.float64), np.nan),
+        "anno_lbl": np.concatenate([lbl, blank]),
+        "anno_lbl_id": np.concatenate([lbl_id, blank]),
+        "anno_style": _categorical(style, ["xcycwh"]),
+        "anno_format": _categorical(np.where(is_ann, 0, -1), ["rel"]),
+        "anno_comment": None,
+        "anno_data": data_col,
+        "img_id": image_id,
+        "img_task": _categorical(
+            np.searchsorted(task_order, task_id), [data.task_names[t] for t in task_order]
+        )
+        if task_order
+        else _categorical(np.full(total, -1), []),
+        "anno_source": _categorical(
+            np.concatenate([np.asarray(source.codes)[rows2d], np.full(nb, -1)]), source.categories
+        ),
+    }
+    return pd.DataFrame(frame, columns=LOST_COLUMNS)

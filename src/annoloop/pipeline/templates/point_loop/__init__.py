@@ -1,0 +1,1 @@
+"""Ready-made pipeline template (see pipe.yaml)."""
