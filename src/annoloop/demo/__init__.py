@@ -143,14 +143,46 @@ def _step_experiment(ctx: DemoContext) -> str:
     )
 
 
-STEPS: list[tuple[str, Step]] = [
-    ("project", _step_project),
-    ("import", _step_import),
-    ("preview", _step_preview),
-    ("export", _step_export),
-    ("stats", _step_stats),
-    ("quality", _step_experiment),
+def _capability_step(module: str) -> Step:
+    """The ``run(ctx) -> str`` of ``annoloop.demo.<module>`` (imported when the step runs)."""
+
+    def step(ctx: DemoContext) -> str:
+        import importlib
+
+        return importlib.import_module(f"annoloop.demo.{module}").run(ctx)
+
+    return step
+
+
+# Steps of the capabilities built on the foundation, in the order of the loop; each lives in
+# its own module beside this one (annoloop/demo/step_*.py) with ``run(ctx) -> str``.
+_CAPABILITY_STEPS = [
+    ("pipeline", "step_pipeline"),
+    ("points", "step_points"),
+    ("models", "step_models"),
+    ("detect", "step_detect"),
 ]
+
+
+def _steps() -> list[tuple[str, Step]]:
+    import importlib.util
+
+    core: list[tuple[str, Step]] = [
+        ("project", _step_project),
+        ("import", _step_import),
+        ("preview", _step_preview),
+        ("export", _step_export),
+        ("stats", _step_stats),
+    ]
+    capability = [
+        (name, _capability_step(module))
+        for name, module in _CAPABILITY_STEPS
+        if importlib.util.find_spec(f"annoloop.demo.{module}") is not None
+    ]
+    return [*core, *capability, ("quality", _step_experiment)]
+
+
+STEPS: list[tuple[str, Step]] = _steps()
 
 
 def prepare_folder(folder: Path, *, fresh: bool) -> None:
