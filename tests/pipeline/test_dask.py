@@ -1,5 +1,6 @@
-"""Pipes on Dask: a LocalCluster, and a ``dask scheduler`` with ``annoloop worker`` processes on
-127.0.0.1 where a worker is killed (SIGKILL) in the middle of a script."""
+"""Pipes on Dask: a LocalCluster, and a ``dask scheduler`` with ``annoloop worker --env ...``
+processes on 127.0.0.1: scripts go to the workers of their ``ENVS`` (in order of preference),
+and a worker killed (SIGKILL) in the middle of a script is retried or fails clearly."""
 
 from __future__ import annotations
 
@@ -12,15 +13,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import distributed
+import psutil
 import pytest
 
-distributed = pytest.importorskip("distributed")
-psutil = pytest.importorskip("psutil")
-
-from annoloop.execution import DaskExecutor  # noqa: E402
-from annoloop.pipeline import service  # noqa: E402
-from annoloop.pipeline.engine import run_pipe  # noqa: E402
-from tests.pipeline.helpers import annotate_all, write_pipeline  # noqa: E402
+from annoloop.execution import DaskExecutor
+from annoloop.pipeline import service
+from annoloop.pipeline.engine import run_pipe
+from tests.pipeline.helpers import annotate_all, write_pipeline
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -76,7 +76,9 @@ SLOW = """
         def main(self):
             marker = Path(self.get_arg("marker"))
             first = not marker.exists()
-            marker.write_text(str(os.getpid()))
+            part = marker.with_suffix(".part")
+            part.write_text(str(os.getpid()))
+            part.replace(marker)  # atomic: the test never reads a half-written pid
             if first:
                 time.sleep(120)  # killed in here
             for ds in self.inp.datasources:
@@ -143,11 +145,13 @@ def scheduler(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         _wait(lambda: file.exists() and file.stat().st_size > 0, 60, "the scheduler")
         address = json.loads(file.read_text())["address"]
-        for i in range(2):
+        # `annoloop worker`: w0 serves the cv environment, w1 cv and big
+        for i, envs in enumerate((["cv"], ["cv", "big"])):
+            env_args = [a for env in envs for a in ("--env", env)]
             procs.append(
                 _popen(
-                    [sys.executable, "-m", "annoloop.execution.worker", address, "--host",
-                     "127.0.0.1", "--name", f"w{i}"],
+                    [sys.executable, "-m", "annoloop.cli.main", "worker", "--scheduler", address,
+                     "--name", f"w{i}", *env_args],
                     logs / f"w{i}.log",
                 )
             )  # fmt: skip
@@ -230,3 +234,61 @@ def test_a_killed_worker_without_retries_fails_the_element_clearly(project, tmp_
         status = run_pipe(project, "lost", ex, timeout=120)
     assert status.element("slow").state == "finished"
     assert len(project.work_items("lost/Boxes")) == len(project.images())
+
+
+WHERE = """
+    from distributed import get_worker
+    from annoloop.pipeline import Script
+
+    class Where(Script):
+        ENVS = {envs}
+
+        def main(self):
+            self.logger.info("ran on %s", get_worker().name)
+"""
+
+
+def test_scripts_go_to_the_workers_of_their_envs_in_order_of_preference(
+    project, tmp_path, scheduler
+):
+    folder = write_pipeline(
+        tmp_path / "envs",
+        {
+            "pipe.yaml": """
+                name: envs
+                elements:
+                  - {id: images, type: datasource}
+                  - {id: big_first, type: script, script: big_first.py, inputs: [images]}
+                  - {id: gone_first, type: script, script: gone_first.py, inputs: [images]}
+                  - {id: nowhere, type: script, script: nowhere.py, inputs: [images]}
+            """,
+            "big_first.py": WHERE.format(envs='["big", "cv"]'),
+            "gone_first.py": WHERE.format(envs='["gpu-farm", "big"]'),
+            "nowhere.py": WHERE.format(envs='["tiny"]'),
+        },
+    )
+    with DaskExecutor(address=scheduler) as ex:
+        # a worker killed by an earlier test is restarted by its nanny: wait for it, or the
+        # first choice ("big", only on w1) is rightly passed over for the next one ("cv")
+        ex.client.wait_for_workers(2, timeout=60)
+        status = service.start_pipe(project, folder / "pipe.yaml", "envs", ex, timeout=120)
+    for element in ("big_first", "gone_first"):
+        assert status.element(element).state == "finished", status.element(element).error
+        lines = [r.message for r in service.logs(project, "envs", element=element)]
+        assert "ran on w1" in lines  # only w1 offers "big"
+    nowhere = status.element("nowhere")
+    assert nowhere.state == "failed" and "tiny" in nowhere.error and "no worker" in nowhere.error
+
+
+def test_the_cli_sends_a_pipe_to_the_scheduler(project, scheduler):
+    from typer.testing import CliRunner
+
+    from annoloop.cli.main import app
+
+    args = ["pipe", "start", "request_all", "--name", "cli", "--wait", "--json",
+            "--scheduler", scheduler, "-p", str(project.folder)]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    states = {e["element"]: e["state"] for e in json.loads(result.output)["elements"]}
+    assert states["request"] == "finished" and states["annotate"] == "in_progress"
+    assert len(project.work_items("cli/Annotate")) == len(project.images())
