@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -55,6 +56,7 @@ class LoadResult:
     wall_s: float
     logs: list[AnnotatorLog]
     checks: dict[str, Any]
+    think_ms: float = 0.0
 
     def latencies(self, which: str) -> list[float]:
         return [v for log in self.logs for v in getattr(log, f"{which}_ms")]
@@ -65,6 +67,7 @@ class LoadResult:
             "annotators": self.annotators,
             "items_per_annotator": self.items_per_annotator,
             "wall_s": round(self.wall_s, 2),
+            "think_ms": self.think_ms,
         }
         done = sum(len(log.items) for log in self.logs)
         out["items_done"] = done
@@ -197,11 +200,15 @@ def _serve(folder: str, port: int) -> None:
 # -- annotators ---------------------------------------------------------------------------------
 
 
-def annotate(base_url: str, name: str, n_items: int, start: threading.Barrier) -> AnnotatorLog:
-    """One annotator: log in, then next + submit until ``n_items`` are done or none is left."""
+def annotate(
+    base_url: str, name: str, n_items: int, start: threading.Barrier, *, think_ms: float = 0.0
+) -> AnnotatorLog:
+    """One annotator: log in, then next + submit until ``n_items`` are done or none is left
+    (waiting 0.5 to 1.5 x ``think_ms`` on each item, as a person would)."""
     import httpx
 
     log = AnnotatorLog(name)
+    rng = random.Random(name)  # people differ: think times vary around think_ms
     box = {"kind": "bbox", "label": 1, "box": [0.5, 0.5, 0.25, 0.25]}
     with httpx.Client(base_url=base_url, timeout=60) as c:
         r = c.post("/api/login", json={"name": name, "password": PASSWORD})
@@ -209,6 +216,8 @@ def annotate(base_url: str, name: str, n_items: int, start: threading.Barrier) -
         c.cookies.clear()
         c.headers["Authorization"] = f"Bearer {r.json()['token']}"
         start.wait()
+        if think_ms:  # nobody starts at the very same millisecond
+            time.sleep(rng.uniform(0, think_ms / 1000))
         while len(log.items) < n_items:
             t0 = time.perf_counter()
             r = c.post("/api/tasks/1/next")
@@ -219,6 +228,8 @@ def annotate(base_url: str, name: str, n_items: int, start: threading.Barrier) -
                 log.errors.append(f"next {r.status_code} {r.text[:200]}")
                 continue
             item = r.json()["item"]["id"]
+            if think_ms:
+                time.sleep(rng.uniform(0.5, 1.5) * think_ms / 1000)
             t0 = time.perf_counter()
             r = c.post(f"/api/items/{item}/submit", json={"shapes": [box]})
             log.submit_ms.append((time.perf_counter() - t0) * 1000)
@@ -235,15 +246,21 @@ def run_load(
     *,
     backend: str = "sqlite",
     workdir: Path | None = None,
+    database_url: str | None = None,
+    think_ms: float = 0.0,
 ) -> LoadResult:
     """Set up a project on ``backend`` (``sqlite`` or ``postgres``), serve it, run the
-    annotators, check the store; the server and any PostgreSQL are stopped afterwards."""
+    annotators, check the store; the server and any PostgreSQL are stopped afterwards.
+
+    ``database_url``: an empty PostgreSQL database to use instead of starting a throwaway
+    server. ``think_ms``: time each annotator spends on an item between next and submit
+    (0: a closed loop, the worst case)."""
     tmp = Path(tempfile.mkdtemp(prefix="annoloop-load-", dir=workdir))
     pg = None
     proc = None
     try:
-        url = None
-        if backend == "postgres":
+        url = database_url
+        if backend == "postgres" and url is None:
             from annoloop.store.pgserver import PostgresServer
 
             pg = PostgresServer()
@@ -257,7 +274,8 @@ def run_load(
         logs: list[AnnotatorLog | None] = [None] * n_annotators
 
         def run(k: int) -> None:
-            logs[k] = annotate(f"http://127.0.0.1:{port}", f"ann{k:03d}", n_items, barrier)
+            base = f"http://127.0.0.1:{port}"
+            logs[k] = annotate(base, f"ann{k:03d}", n_items, barrier, think_ms=think_ms)
 
         threads = [threading.Thread(target=run, args=(k,)) for k in range(n_annotators)]
         for t in threads:
@@ -273,7 +291,7 @@ def run_load(
         if len(done) != n_annotators:
             raise RuntimeError(f"{n_annotators - len(done)} annotator thread(s) crashed")
         checks = check_store(folder, done)
-        return LoadResult(backend, n_annotators, n_items, wall, done, checks)
+        return LoadResult(backend, n_annotators, n_items, wall, done, checks, think_ms)
     finally:
         if proc is not None:
             stop_server(proc)
@@ -288,6 +306,9 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=200, help="items per annotator")
     parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="sqlite")
     parser.add_argument("--json", type=Path, help="also write the summaries here")
+    parser.add_argument(
+        "--think-ms", type=float, default=0.0, help="time an annotator spends on each item"
+    )
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -297,7 +318,7 @@ def main() -> None:
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
     summaries = []
     for backend in backends:
-        result = run_load(args.annotators, args.items, backend=backend)
+        result = run_load(args.annotators, args.items, backend=backend, think_ms=args.think_ms)
         summary = result.summary()
         summaries.append(summary)
         print(json.dumps(summary, indent=2))

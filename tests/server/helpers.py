@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from annoloop.samples import photo_path
-from annoloop.server import add_user
+from annoloop.server import add_user, auth
 from annoloop.store import Project
 
 PHOTOS = ("coffee.png", "chelsea.png", "astronaut.png", "rocket.jpg")
@@ -19,12 +21,26 @@ SHAPES_TASK = 1  # kinds: every drawable kind; all labels
 CATS_TASK = 2  # kinds: point; label "cat" only
 
 
+@contextmanager
+def cheap_password_hashes() -> Iterator[None]:
+    """Test-only: hash new passwords with a small scrypt cost. Verification reads the cost
+    stored with each hash, so the hundreds of logins of the test suite stay fast (a full-cost
+    hash takes ~0.1 s on a loaded 2-core machine) while the code path is the real one."""
+    saved = auth._SCRYPT_N
+    auth._SCRYPT_N = 2**8
+    try:
+        yield
+    finally:
+        auth._SCRYPT_N = saved
+
+
 def build_project(folder: Path, *, database_url: str | None = None) -> Project:
     """A project with the photos, labels cat/cup/person, the two tasks (every image requested
-    in each) and the users of :data:`USERS`."""
+    in each) and the users of :data:`USERS` (with cheap password hashes)."""
     p = Project.init(folder, name="server-test", database_url=database_url)
-    for name, (role, password) in USERS.items():
-        add_user(p, name, password, role)
+    with cheap_password_hashes():
+        for name, (role, password) in USERS.items():
+            add_user(p, name, password, role)
     ids = p.add_images([photo_path(n) for n in PHOTOS])
     p.add_labels(["cat", "cup", "person"])
     p.add_task("shapes", kinds=["bbox", "point", "polygon", "line", "label"])

@@ -93,14 +93,15 @@ def test_sessions_expire_but_api_keys_do_not(project) -> None:
 
     from annoloop.server import create_app
 
-    settings = ServerSettings(session_seconds=0.5, token_cache_seconds=0)
+    # long enough for login + key on a loaded machine, short enough to wait out
+    settings = ServerSettings(session_seconds=2.0, token_cache_seconds=0)
     with TestClient(create_app(project, settings=settings)) as c:
         session = c.post("/api/login", json={"name": "ann", "password": "ann-password"})
         c.cookies.clear()
         s_headers = {"Authorization": f"Bearer {session.json()['token']}"}
         key = c.post("/api/tokens", headers=s_headers).json()["token"]
         assert key.startswith(auth.API_KEY_PREFIX)
-        time.sleep(0.7)
+        time.sleep(2.2)
         assert c.get("/api/me", headers=s_headers).status_code == 401
         assert c.get("/api/me", headers={"Authorization": f"Bearer {key}"}).status_code == 200
 

@@ -56,6 +56,19 @@ ROLES = {
     ("GET", "/api/exports/{job_id}/download"): "designer",
     ("GET", "/api/jobs"): "designer",
     ("GET", "/api/jobs/{job_id}"): "designer",
+    ("GET", "/api/pipelines/templates"): "designer",
+    ("GET", "/api/pipes"): "designer",
+    ("POST", "/api/pipes"): "designer",
+    ("GET", "/api/pipes/{pipe_id}"): "designer",
+    ("GET", "/api/pipes/{pipe_id}/logs"): "designer",
+    ("POST", "/api/pipes/{pipe_id}/pause"): "designer",
+    ("POST", "/api/pipes/{pipe_id}/resume"): "designer",
+    ("POST", "/api/pipes/{pipe_id}/stop"): "designer",
+    ("GET", "/api/models"): "designer",
+    ("GET", "/api/models/states"): "designer",
+    ("POST", "/api/models/states/{state_id}/current"): "designer",
+    ("POST", "/api/models/{name}/train"): "designer",
+    ("POST", "/api/models/infer"): "designer",
     ("GET", "/openapi.json"): "annotator",
     ("GET", "/"): None,  # the web UI's page (its scripts are static files)
 }
@@ -106,7 +119,17 @@ def test_the_static_ui_and_login_are_open(client) -> None:
     page = client.get("/")
     assert page.status_code == 200 and "annoloop" in page.text
     assert "Content-Security-Policy" in page.headers
-    for name in ("app.js", "api.js", "annotate.js", "editor.js", "review.js", "ui.js", "style.css"):
+    for name in (
+        "app.js",
+        "api.js",
+        "annotate.js",
+        "editor.js",
+        "review.js",
+        "ui.js",
+        "pipes.js",
+        "models.js",
+        "style.css",
+    ):
         assert client.get(f"/static/{name}").status_code == 200, name
     assert client.get("/static/../app.py").status_code == 404
     assert client.get("/static/%2e%2e/app.py").status_code == 404

@@ -100,15 +100,25 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> Any:
-        yield
-        if ctx.owns_project:
-            project.close()
+        if settings.drive_pipes:
+            from annoloop.server.pipes import PipeDriver
+
+            ctx.pipes = PipeDriver(project, poll=settings.pipe_poll_seconds).start()
+        try:
+            yield
+        finally:
+            ctx.background.shutdown()
+            if ctx.pipes is not None:
+                ctx.pipes.stop()
+                ctx.pipes = None
+            if ctx.owns_project:
+                project.close()
 
     app = FastAPI(
         title=f"annoloop: {project.name}",
         version=__version__,
         description="Machine-assisted image annotation: labels, images, annotation tasks and "
-        "work items, annotations, exports, jobs and statistics of one project.",
+        "work items, annotations, exports, jobs, pipelines, models and statistics of one project.",
         docs_url=None,  # the interactive docs load scripts from a CDN; the spec is enough
         redoc_url=None,
         openapi_url=None,  # served below, behind login

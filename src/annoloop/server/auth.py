@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import re
@@ -125,8 +126,11 @@ def verify_password(password: str, stored: str | None) -> bool:
     return hmac.compare_digest(got, expected)
 
 
-# A hash to check against when the user does not exist, so a missing name costs the same time.
-_DUMMY_HASH = hash_password(secrets.token_hex(8))
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash to check against when the user does not exist, so a missing name costs the same
+    time (made on first use: importing this module stays cheap)."""
+    return hash_password(secrets.token_hex(8))
 
 
 # -- database access ---------------------------------------------------------------------------
@@ -413,7 +417,20 @@ def authenticate(project: Any, name: str, password: str) -> User:
         raise AccessDenied("wrong user name or password")
     row = _read(project, lambda c: _user_row(c, name)) if _NAME.match(name) else None
     stored = row.password_hash if row is not None else None
-    ok = verify_password(password, stored or _DUMMY_HASH)
+    ok = verify_password(password, stored or _dummy_hash())
     if row is None or not stored or not ok:
         raise AccessDenied("wrong user name or password")
     return User(int(row.id), row.name, row.role)
+
+
+def issue_api_key(project: Any, name: str, *, secret_key: str | bytes | None = None) -> str:
+    """A new API key (``alk_...``) for user ``name``; NotFound for an unknown user.
+
+    The service behind ``annoloop users token NAME``. ``secret_key`` must be the one the server
+    runs with (default: env ``ANNOLOOP_SECRET_KEY``), or the server will not know the key.
+    """
+    import os
+
+    if secret_key is None:
+        secret_key = os.environ.get("ANNOLOOP_SECRET_KEY") or None
+    return TokenStore(project, secret_key=secret_key).issue(get_user(project, name), api_key=True)

@@ -10,6 +10,12 @@ from annoloop.server.auth import LoginGuard, TokenStore
 from annoloop.server.settings import ServerSettings
 
 
+def _background() -> Any:
+    from annoloop.server.background import Background
+
+    return Background()
+
+
 @dataclass
 class ServerContext:
     """State of one app (``app.state.ctx``); one app serves one project."""
@@ -22,3 +28,12 @@ class ServerContext:
     # (stats signature, PNG bytes) of the last statistics plot
     plot_cache: dict[str, Any] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # the PipeDriver advancing running pipes (None when the settings turn it off)
+    pipes: Any = None
+    # trainings and inferences started by the API (one at a time)
+    background: Any = field(default_factory=lambda: _background())
+
+    def kick_pipes(self) -> None:
+        """Let the pipe driver look now (an item was finished: a task may be complete)."""
+        if self.pipes is not None:
+            self.pipes.kick()

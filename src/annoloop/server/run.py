@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -40,7 +41,9 @@ def serve(
 
     uvicorn = lazy_import("uvicorn", "server")
     app = create_app(project_folder, secret_key=secret_key, settings=settings)
-    uvicorn.Server(_config(app, host, port, log_level)).run()
+    # uvicorn shuts down cleanly on Ctrl-C, then re-raises it: that is the normal end.
+    with contextlib.suppress(KeyboardInterrupt):
+        uvicorn.Server(_config(app, host, port, log_level)).run()
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -48,6 +51,16 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """Whether ``host``:``port`` can be bound right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 class BackgroundServer:

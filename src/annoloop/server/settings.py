@@ -24,6 +24,9 @@ class ServerSettings:
     - ``media_roots``: extra storage roots images may be served from, besides the project's
       media folder (images added in place with ``copy=False`` live elsewhere).
     - ``cookie_secure``: mark the session cookie ``Secure`` (set behind HTTPS).
+    - ``drive_pipes``: advance running pipes in a background thread of the server (one
+      server per project should do it; a pipe driven elsewhere is left alone).
+    - ``pipe_poll_seconds``: how often the driver looks at the pipes when nothing happens.
     - ``login_attempts`` / ``login_window_seconds``: failed logins per user name after which
       logins for that name are refused (429) for the window.
     """
@@ -40,3 +43,5 @@ class ServerSettings:
     cookie_secure: bool = False
     login_attempts: int = 10
     login_window_seconds: float = 60.0
+    drive_pipes: bool = True
+    pipe_poll_seconds: float = 1.0

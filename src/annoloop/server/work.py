@@ -186,3 +186,29 @@ def min_open_priority(project: Any, task_id: int) -> float | None:
     with read_transaction(project.engine) as conn:
         value = conn.execute(query).scalar()
     return None if value is None else float(value)
+
+
+def shape_rules(project: Any, item: Any) -> tuple[list[str], np.ndarray, int, int]:
+    """What shapes on ``item`` must obey, read in one transaction with plain queries (this is
+    on the hot path of every draft save and submission): the task's kinds, the label ids it
+    allows (active ones, within its list) and the image's width and height."""
+    import sqlalchemy as sa
+
+    from annoloop.store import images as store_images
+    from annoloop.store.engine import read_transaction
+    from annoloop.store.schema import label_class, task
+
+    with read_transaction(project.engine) as conn:
+        row = conn.execute(
+            sa.select(task.c.kinds, task.c.labels).where(task.c.id == int(item.task_id))
+        ).first()
+        if row is None:
+            raise NotFound(f"no task {item.task_id}")
+        active = np.fromiter(
+            conn.execute(sa.select(label_class.c.id).where(~label_class.c.retired)).scalars(),
+            dtype=np.int64,
+        )
+        _, width, height = store_images.image_row(conn, item.image_id)
+    if row.labels is not None:
+        active = np.intersect1d(active, np.asarray(list(row.labels), dtype=np.int64))
+    return list(row.kinds), active, width, height

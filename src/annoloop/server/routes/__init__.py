@@ -10,10 +10,26 @@ from annoloop.server.routes import (
     items,
     jobs,
     labels,
+    models,
+    pipelines,
     project,
     stats,
     tasks,
     users,
 )
 
-MODULES = (auth, users, project, labels, images, tasks, items, annotations, stats, exports, jobs)
+MODULES = (
+    auth,
+    users,
+    project,
+    labels,
+    images,
+    tasks,
+    items,
+    annotations,
+    stats,
+    exports,
+    jobs,
+    pipelines,
+    models,
+)

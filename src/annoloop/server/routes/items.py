@@ -60,10 +60,9 @@ def _item_for(ctx: Ctx, item_id: int, user: User) -> object:
 
 def _checked(ctx: Ctx, item: object, shapes: list[ShapeIn]) -> object:
     """The shapes as an ``Annotations`` struct, checked against the image and the task."""
-    task = work.task_settings(ctx.project, item.task_id)
-    check_for_task(shapes, task["kinds"], work.allowed_labels(ctx.project, task))
-    record = ctx.project.images([item.image_id]).iloc[0]
-    return to_annotations(shapes, item.image_id, int(record["width"]), int(record["height"]))
+    kinds, allowed, width, height = work.shape_rules(ctx.project, item)
+    check_for_task(shapes, kinds, allowed)
+    return to_annotations(shapes, item.image_id, width, height)
 
 
 @router.get("/items/{item_id}")
@@ -105,6 +104,7 @@ def submit(item_id: PathId, body: SubmitIn, user: Annotator, ctx: Ctx) -> dict:
         shapes = [ShapeIn.model_validate(s) for s in saved]
     ann = _checked(ctx, item, shapes) if shapes else None
     ids = ctx.project.submit(item_id, user.name, ann, state="done", time_spent=body.time_spent)
+    ctx.kick_pipes()
     if "draft" in meta:
         drafts.clear_draft(ctx.project, item_id)
     return {"item_id": item_id, "state": "done", "annotation_ids": [int(v) for v in ids]}
@@ -115,6 +115,7 @@ def junk(item_id: PathId, body: JunkIn, user: Annotator, ctx: Ctx) -> dict:
     """Close the item as junk (no annotations)."""
     _, meta = drafts.item_meta(ctx.project, item_id)
     ctx.project.submit(item_id, user.name, None, state="junk", time_spent=body.time_spent)
+    ctx.kick_pipes()
     if "draft" in meta:
         drafts.clear_draft(ctx.project, item_id)
     return {"item_id": item_id, "state": "junk"}

@@ -1,9 +1,11 @@
 // The annoloop web UI: a hash router over a few pages. Pages: login, tasks (home), annotate,
-// review, images, statistics, jobs, users. Every call goes through /api with the session
+// review, images, pipelines, models, statistics, jobs, users. Every call goes through /api with the session
 // cookie set at login.
 
 import { annotatePage } from "./annotate.js";
 import { api } from "./api.js";
+import { modelsPage } from "./models.js";
+import { pipePage, pipesPage } from "./pipes.js";
 import { reviewPage } from "./review.js";
 import { clear, fmtTime, h, progressBar, toast, view } from "./ui.js";
 
@@ -25,7 +27,7 @@ function renderNav() {
   const who = clear(document.getElementById("whoami"));
   if (!app.user) return;
   const links = [["#/tasks", "Tasks"]];
-  if (isDesigner()) links.push(["#/images", "Images"], ["#/jobs", "Jobs"]);
+  if (isDesigner()) links.push(["#/images", "Images"], ["#/pipes", "Pipelines"], ["#/models", "Models"], ["#/jobs", "Jobs"]);
   links.push(["#/stats", "Statistics"]);
   if (app.user.role === "admin") links.push(["#/users", "Users"]);
   for (const [href, text] of links) nav.append(h("a", { href }, text));
@@ -100,7 +102,7 @@ async function tasksPage(root) {
           h("td", { class: "count-locked" }, t.counts.locked),
           h("td", { class: "count-done" }, t.counts.done),
           h("td", { class: "count-junk" }, t.counts.junk),
-          h("td", {}, progressBar(finished, total)),
+          h("td", {}, progressBar(finished, total, "queued")),
           h(
             "td",
             {},
@@ -220,7 +222,7 @@ async function jobsPage(root) {
             h("td", {}, j.kind),
             h("td", {}, j.name),
             h("td", {}, j.state),
-            h("td", {}, progressBar(j.progress_done, j.progress_total)),
+            h("td", {}, progressBar(j.progress_done, j.progress_total, j.state)),
             h("td", {}, j.error || j.message || ""),
             h("td", {}, fmtTime(j.started_at)),
           ),
@@ -297,6 +299,9 @@ const ROUTES = [
   [/^#\/images$/, imagesPage],
   [/^#\/stats$/, statsPage],
   [/^#\/jobs$/, jobsPage],
+  [/^#\/pipes$/, (root) => pipesPage(root, app)],
+  [/^#\/models$/, (root) => modelsPage(root, app)],
+  [/^#\/pipes\/(\d+)$/, (root, id) => pipePage(root, app, Number(id))],
   [/^#\/users$/, usersPage],
 ];
 

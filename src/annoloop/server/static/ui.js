@@ -54,8 +54,11 @@ export function fmtTime(iso) {
   return d.toLocaleString();
 }
 
-export function progressBar(done, total) {
-  const bar = h("progress", { max: total || 1, value: total ? done : 0 });
-  if (!total) bar.removeAttribute("value"); // indeterminate
+// A progress bar of done/total; without a total it is indeterminate while the work runs,
+// full once it finished, and empty otherwise (queued, failed, cancelled).
+export function progressBar(done, total, state = "running") {
+  const ended = ["finished", "done"].includes(state);
+  const bar = h("progress", { max: total || 1, value: total ? done : ended ? 1 : 0 });
+  if (!total && ["running", "in_progress"].includes(state)) bar.removeAttribute("value");
   return h("span", { class: "progress" }, bar, h("span", {}, total ? ` ${done}/${total}` : ""));
 }
