@@ -41,6 +41,7 @@ from annoloop.store.engine import (
     run_write,
     upgrade,
 )
+from annoloop.store.schema import label_class as label_class_table
 from annoloop.store.schema import project as project_table
 from annoloop.store.schema import utcnow
 from annoloop.store.workitems import WorkItem
@@ -726,8 +727,14 @@ def _submission(conn: sa.Connection, item: WorkItem, ann: Annotations) -> Annota
     labels = ann.label
     used = np.unique(labels[labels >= 0])
     if used.size:
-        frame = _labels.labels_frame(conn, include_retired=True)
-        active = frame.loc[~frame["retired"], "id"].to_numpy(np.int64)
+        # only the used ids: a submit is on the annotators' hot path, the label tree is not
+        found = conn.execute(
+            sa.select(label_class_table.c.id).where(
+                label_class_table.c.id.in_([int(v) for v in used]),
+                label_class_table.c.retired.is_(False),
+            )
+        )
+        active = np.fromiter((r[0] for r in found), dtype=np.int64)
         if row.labels is not None:
             active = np.intersect1d(active, np.asarray(row.labels, dtype=np.int64))
         bad = np.flatnonzero((labels >= 0) & ~np.isin(labels, active))
