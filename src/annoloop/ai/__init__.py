@@ -6,7 +6,8 @@ active-learning simulation.
 - :mod:`annoloop.ai.registry`: ``get_model(name)`` / ``list_models()``.
 - :mod:`annoloop.ai.rankers`: active-learning priorities; :mod:`annoloop.ai.selection`:
   diversity-aware batches.
-- :mod:`annoloop.ai.service`: ``train_job``, ``inference_job``, ``simulate_al`` for the CLI.
+- :mod:`annoloop.ai.service`: ``train_job``, ``inference_job``, ``simulate_al`` for the CLI;
+  :mod:`annoloop.ai.sample_data`: labelled digits and photo mosaics for simulations.
 
 Importing this package imports numpy and pydantic, never torch.
 """

@@ -530,12 +530,15 @@ def simulate_al(
     repeats: int = 1,
     seed: int = 0,
     aggregate: str = "mean",
+    unit: str = "image",
     out_dir: str | Path | None = None,
     progress: Progress | None = None,
 ) -> Any:
     """Replay an annotated data set (a project, or :class:`TrainingData`) as if humans
-    labelled it in rounds, once per strategy; write ``al_curves.csv`` and ``al_curves.png``
-    to ``out_dir`` when given. Returns a :class:`~annoloop.ai.simulation.SimulationResult`."""
+    labelled it in rounds, once per strategy; ``unit`` is what a human labels at a time
+    (``image``, or ``annotation`` for point models); write ``al_curves.csv``,
+    ``al_summary.csv`` and ``al_curves.png`` to ``out_dir`` when given. Returns a
+    :class:`~annoloop.ai.simulation.SimulationResult`."""
     from annoloop.ai.simulation import run_simulation
 
     model = get_model(model_name, options)
@@ -552,6 +555,7 @@ def simulate_al(
         repeats=repeats,
         seed=seed,
         aggregate=aggregate,
+        unit=unit,
         progress=progress,
     )
     if out_dir is not None:

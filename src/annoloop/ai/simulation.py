@@ -10,6 +10,12 @@ strategy needs to reach random sampling's final score.
 Strategies: ``random``, any ranker name (:mod:`annoloop.ai.rankers`), ``RANKER+kcenter``
 (k-center greedy among the most uncertain, on the model's image features) and ``kcenter``
 (pure diversity).
+
+``unit="annotation"`` replays labelling one annotation at a time instead of whole images
+(CoralNet's surveyors label points, not images): ``initial`` and ``batch`` then count
+annotations, the pool is the unlabelled annotations of the non-test images, and a ranker's
+per-prediction priority picks them directly. It needs a model that predicts at given places
+(the point classifier) and does not combine with k-center.
 """
 
 from __future__ import annotations
@@ -135,9 +141,18 @@ def run_simulation(
     seed: int = 0,
     aggregate: str = "mean",
     pool_factor: float = 4.0,
+    unit: str = "image",
     progress: Progress | None = None,
 ) -> SimulationResult:
     """Simulate every strategy on ``data`` (see the module doc)."""
+    if unit == "annotation":
+        return _run_by_annotation(
+            data, model_name, options, strategies=strategies, initial=initial, batch=batch,
+            rounds=rounds, test_fraction=test_fraction, repeats=repeats, seed=seed,
+            progress=progress,
+        )  # fmt: skip
+    if unit != "image":
+        raise InvalidInput(f"unit must be 'image' or 'annotation', got {unit!r}", "simulate")
     report = as_progress(progress)
     if initial < 1 or batch < 1 or rounds < 0 or repeats < 1:
         raise InvalidInput("initial and batch must be >= 1, rounds >= 0, repeats >= 1", "simulate")
@@ -258,3 +273,107 @@ def _pick(
     else:
         chosen = select_batch(prio, k)
     return rest[chosen]
+
+
+def _rows_data(data: TrainingData, rows: np.ndarray, with_labels: bool = True) -> TrainingData:
+    """The annotations at ``rows`` and the images they are on."""
+    ann = data.annotations[rows]
+    if not with_labels:
+        ann.label = np.full(len(ann), -1, np.int64)
+    keep = np.isin(data.image_ids, ann.image)
+    images = [im for im, k in zip(data.images, keep.tolist(), strict=True) if k]
+    return TrainingData(images, ann, data.classes)
+
+
+def _run_by_annotation(
+    data: TrainingData,
+    model_name: str,
+    options: dict[str, Any] | None,
+    *,
+    strategies: Sequence[str],
+    initial: int,
+    batch: int,
+    rounds: int,
+    test_fraction: float,
+    repeats: int,
+    seed: int,
+    progress: Progress | None,
+) -> SimulationResult:
+    """The simulation with annotations as the unit of labelling (see the module doc)."""
+    report = as_progress(progress)
+    where = "simulate (unit=annotation)"
+    if initial < 1 or batch < 1 or rounds < 0 or repeats < 1:
+        raise InvalidInput("initial and batch must be >= 1, rounds >= 0, repeats >= 1", where)
+    if not 0 < test_fraction < 1:
+        raise InvalidInput(f"test_fraction must be in (0, 1), got {test_fraction}", where)
+    if any(KCENTER in s for s in strategies):
+        raise InvalidInput("k-center strategies work on images, not single annotations", where)
+    model = get_model(model_name, options)
+    if model.info.predicts != "point":
+        raise InvalidInput(
+            f"model {model_name!r} predicts {model.info.predicts}; annotation units need a "
+            "model that predicts at given points",
+            where,
+        )
+    metric = primary_metric(model)
+    data.validate("simulation data")
+    labelled_rows = np.flatnonzero(data.annotations.label >= 0)
+    ids = np.unique(data.annotations.image[labelled_rows])
+    n_test = round(len(ids) * test_fraction)
+    rows, total = [], repeats * len(strategies) * (rounds + 1)
+    for rep in range(repeats):
+        rng = np.random.default_rng(seed + rep)
+        perm = rng.permutation(ids)
+        test = data.subset(perm[:n_test])
+        test_input = inference_input(model, test)
+        pool = rng.permutation(
+            labelled_rows[np.isin(data.annotations.image[labelled_rows], perm[n_test:])]
+        )
+        if len(pool) < initial + batch * rounds:
+            raise InvalidInput(
+                f"{len(pool)} annotations outside the test images, fewer than initial + "
+                f"batch * rounds = {initial + batch * rounds}",
+                where,
+            )
+        for strategy in strategies:
+            labelled = pool[:initial].copy()
+            pick_rng = np.random.default_rng(seed + 1000 + rep)
+            for r in range(rounds + 1):
+                state = model.train(None, _rows_data(data, labelled))
+                score = score_predictions(model.inference(state, test_input), test, "point")
+                rows.append(
+                    {
+                        "strategy": strategy,
+                        "repeat": rep,
+                        "round": r,
+                        "n_images": len(np.unique(data.annotations.image[labelled])),
+                        "n_labels": len(labelled),
+                        metric: score[metric],
+                    }
+                )
+                report(len(rows), total, f"{strategy} round {r}: {metric} {score[metric]:.3f}")
+                if r == rounds:
+                    break
+                rest = np.setdiff1d(pool, labelled)
+                k = min(batch, len(rest))
+                if strategy == "random":
+                    chosen = pick_rng.choice(rest, size=k, replace=False)
+                else:
+                    query = _rows_data(data, rest, with_labels=False)
+                    pred = model.inference(state, query)
+                    _check_aligned(pred.annotations, query.annotations, where)
+                    ranker = get_ranker(strategy, seed=int(pick_rng.integers(1 << 31)))
+                    prio, _, _ = ranker.rank(pred)
+                    chosen = rest[select_batch(prio, k)]
+                labelled = np.concatenate([labelled, chosen])
+    return SimulationResult(pd.DataFrame(rows), metric)
+
+
+def _check_aligned(pred: Any, query: Any, where: str) -> None:
+    """Predictions must come back one per query annotation, in order."""
+    if len(pred) != len(query) or not np.array_equal(pred.image, query.image):
+        raise InvalidInput(
+            f"the model returned {len(pred)} predictions for {len(query)} query points, not "
+            "one per point in order",
+            where,
+        )

@@ -16,7 +16,9 @@ What the adapter translates:
   ...}}}``; coordinates relative, boxes as centre x/y and width/height, as in annoloop;
 - progress: ``updateStateFun(state=..., message=..., done=..., total=...)`` -> ``progress``;
 - predictions: ``{UUID: {"predictions": [{"x", "y", "width", "height", "label",
-  "confidence", "logits"}]}}`` -> :class:`Predictions` (logits become per-class scores);
+  "confidence", "logits"}]}}`` -> :class:`Predictions` (logits, in the order of the data's
+  ``labelClasses``, become per-class scores; a confidence outside 0..1, as AIDE's own
+  classifiers report the top raw logit, becomes the top softmax score);
 - helpers: ``config.getProperty(section, key, type=, fallback=)`` from a dict,
   ``fileServer.getFile(filename)`` reading the image location, ``dbConnector.execute`` that
   answers every query with no rows (AIDE models must not need the database).
@@ -198,9 +200,7 @@ def from_aide_predictions(
     if code == int(Kind.LABEL):
         box[:] = np.nan
     scores = _scores(logits, len(classes))
-    conf = np.asarray(confs, np.float32)
-    if n and np.isnan(conf).any() and scores is not None:
-        conf = np.where(np.isnan(conf), scores.max(axis=1), conf).astype(np.float32)
+    conf = _confidence(np.asarray(confs, np.float64), scores)
     ann = Annotations.from_boxes(
         np.asarray(images, np.int64),
         box,
@@ -210,6 +210,20 @@ def from_aide_predictions(
         label_names=classes,
     )
     return Predictions(ann, classes, scores)
+
+
+def _confidence(conf: np.ndarray, scores: np.ndarray | None) -> np.ndarray:
+    """Confidences in 0..1. AIDE's own classifiers report the top raw logit as confidence;
+    such values (and missing ones) become the top softmax score when logits came along, or
+    the logistic of the value otherwise."""
+    bad = np.isnan(conf) | (conf < 0) | (conf > 1)
+    if not bad.any():
+        return conf.astype(np.float32)
+    if scores is not None:
+        fixed = scores.max(axis=1).astype(np.float64)
+    else:
+        fixed = 1.0 / (1.0 + np.exp(-np.nan_to_num(conf, nan=0.0)))
+    return np.where(bad, fixed, conf).astype(np.float32)
 
 
 def _scores(logits: list[Any], k: int) -> np.ndarray | None:

@@ -12,7 +12,6 @@ of ``grid_points`` points.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections import OrderedDict
 from typing import Any, Literal
@@ -28,7 +27,10 @@ from annoloop.progress import Progress, as_progress
 
 _CACHE_ROWS = 200_000
 _lock = threading.Lock()
-_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+# image key -> (sorted pixel keys row * width + col, their feature rows): points are cached one
+# by one, so a query with other points of a seen image extracts only the new ones
+_cache: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+_cached_rows = 0
 
 
 class PointClassifierOptions(BaseModel):
@@ -88,29 +90,32 @@ class PointClassifierModel(Model):
             rows = order[bounds[j] : bounds[j + 1]]
             item = by_id[int(image_id)]
             rowcols = _rowcols(ann.box[rows], item.width, item.height)
-            key = self._cache_key(item.location, rowcols)
-            with _lock:
-                feats = _cache.get(key)
-            if feats is None:
+            key = self._cache_key(item.location)
+            pixel = rowcols[:, 0] * (item.width + 1) + rowcols[:, 1]
+            feats = _lookup(key, pixel)
+            # unknown points come back as NaN rows
+            missing = np.flatnonzero(np.isnan(feats[:, 0])) if feats.size else np.arange(len(rows))
+            if len(missing):
                 extractor = extractor or self._extractor()
                 image = read_image(item.location)
+                query = rowcols[missing]
                 if image.shape[:2] != (item.height, item.width):
-                    rowcols = _rowcols(ann.box[rows], image.shape[1], image.shape[0])
-                _, feats, _ = extractor.extract(image, rowcols, item.location)
-                with _lock:
-                    _cache[key] = feats
-                    while sum(len(v) for v in _cache.values()) > _CACHE_ROWS:
-                        _cache.popitem(last=False)
+                    query = _rowcols(ann.box[rows[missing]], image.shape[1], image.shape[0])
+                _, found, _ = extractor.extract(image, query, item.location)
+                found = np.asarray(found, np.float32)
+                if feats.size == 0:
+                    feats = np.zeros((len(rows), found.shape[1]), np.float32)
+                feats[missing] = found
+                _store(key, pixel[missing], found)
             if out.shape[1] == 0:
                 out = np.zeros((len(ann), feats.shape[1]), np.float32)
             out[rows] = feats
             report(j + 1, len(ids), "point features")
         return out
 
-    def _cache_key(self, location: str, rowcols: np.ndarray) -> str:
+    def _cache_key(self, location: str) -> str:
         o = self.options
-        digest = hashlib.sha1(np.ascontiguousarray(rowcols).tobytes()).hexdigest()
-        return f"{o['extractor']}|{o['patch_size']}|{location}|{digest}"
+        return f"{o['extractor']}|{o['patch_size']}|{location}"
 
     # -- the contract ----------------------------------------------------------------------
     def train(
@@ -236,6 +241,47 @@ class PointClassifierModel(Model):
         feats = sums / np.maximum(counts, 1)
         # back from sorted-id order to images order
         return feats[np.argsort(np.argsort(data.image_ids))].astype(np.float32)
+
+
+def clear_point_feature_cache() -> None:
+    """Forget every cached point feature."""
+    global _cached_rows
+    with _lock:
+        _cache.clear()
+        _cached_rows = 0
+
+
+def _lookup(key: str, pixel: np.ndarray) -> np.ndarray:
+    """Cached features of the points ``pixel`` of image ``key``; NaN rows where unknown
+    (an empty array when nothing of the image is cached)."""
+    with _lock:
+        entry = _cache.get(key)
+        if entry is None:
+            return np.zeros((0, 0), np.float32)
+        _cache.move_to_end(key)
+    keys, feats = entry
+    pos = np.clip(np.searchsorted(keys, pixel), 0, len(keys) - 1)
+    hit = keys[pos] == pixel
+    out = np.full((len(pixel), feats.shape[1]), np.nan, np.float32)
+    out[hit] = feats[pos[hit]]
+    return out
+
+
+def _store(key: str, pixel: np.ndarray, feats: np.ndarray) -> None:
+    """Add points to the cache of image ``key`` (the oldest images go past the row limit)."""
+    global _cached_rows
+    with _lock:
+        old = _cache.pop(key, None)
+        if old is not None:
+            _cached_rows -= len(old[0])
+            pixel = np.concatenate([old[0], pixel])
+            feats = np.concatenate([old[1], feats.astype(old[1].dtype)])
+        keys, first = np.unique(pixel, return_index=True)
+        _cache[key] = (keys, feats[first])
+        _cached_rows += len(keys)
+        while _cached_rows > _CACHE_ROWS and len(_cache) > 1:
+            _, (k, _f) = _cache.popitem(last=False)
+            _cached_rows -= len(k)
 
 
 def _rowcols(box: np.ndarray, width: int, height: int) -> np.ndarray:
