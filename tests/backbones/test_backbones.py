@@ -7,14 +7,13 @@ import pickle
 
 import numpy as np
 import pytest
+import torch
 
 from annoloop.backbones import get_backbone, list_backbones, register_backbone
 from annoloop.backbones.base import Backbone
 from annoloop.backbones.device import resolve_device
 from annoloop.errors import AlreadyExists, InvalidInput, NotFound
 from annoloop.storage import Location
-
-torch = pytest.importorskip("torch")
 
 
 def _patches(n: int = 3, size: int = 64, seed: int = 0) -> np.ndarray:
@@ -76,7 +75,6 @@ def test_torchvision_weights_from_a_location(mem_root: Location, suffix: str) ->
 
 
 def test_timm_backbone() -> None:
-    pytest.importorskip("timm")
     bb = get_backbone("timm:resnet18")
     assert bb.features(_patches(2)).shape == (2, 512)
 

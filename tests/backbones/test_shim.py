@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
+import torch
 
 from annoloop.backbones.torchvision_shim import import_torchvision, nms_cpu, shim_active
-
-torch = pytest.importorskip("torch")
 
 
 def _reference_nms(boxes: np.ndarray, scores: np.ndarray, thr: float) -> list[int]:

