@@ -315,7 +315,10 @@ def _read_annotations(
     columns: dict[str, list[Any]] = {}
     for i, extra in extras:
         for key, value in extra.items():
-            columns.setdefault(key, [None] * n)[i] = value
+            column = columns.get(key)
+            if column is None:  # not setdefault: its default list would be built every row
+                column = columns[key] = [None] * n
+            column[i] = value
     data = data_from_columns(columns, n)
     if crowd_rows:
         crowd = np.zeros(n, dtype=bool)

@@ -308,7 +308,10 @@ class _Reader:
         for r, extra in enumerate(self.extra):
             if extra:
                 for key, value in extra.items():
-                    columns.setdefault(key, [None] * n)[r] = value
+                    column = columns.get(key)
+                    if column is None:  # not setdefault: it would build the list every row
+                        column = columns[key] = [None] * n
+                    column[r] = value
         return Annotations(
             image=image,
             kind=kind,
