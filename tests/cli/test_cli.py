@@ -178,12 +178,23 @@ def test_config_file_and_environment_precedence(
     assert rows["log_level"]["value"] == "WARNING"
 
 
+def test_every_command_group_is_registered() -> None:
+    out = run("--help")
+    for group in ("import", "export", "labels", "pipe", "worker", "points", "models", "al",
+                  "detect", "experiment", "serve", "users", "demo"):  # fmt: skip
+        assert f" {group} " in out, group
+
+
+@pytest.mark.slow
 def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     folder = tmp_path / "demo"
     out = json.loads(run("demo", "--folder", str(folder), "--json"))
     names = [s["name"] for s in out["steps"]]
-    assert names[:5] == ["project", "import", "preview", "export", "stats"]
-    assert "quality" in names
+    assert names == [
+        "project", "import", "preview", "export", "stats",
+        "pipeline", "points", "models", "detect", "quality",
+    ]  # fmt: skip
+    assert out["url"].startswith("http://127.0.0.1:") and out["login"]["user"] == "demo"
     quality = out["steps"][names.index("quality")]["summary"]
     assert "jpeg_quality3" in quality and "blur_sigma6" in quality
     assert (folder / "preview_coins.png").read_bytes()[:4] == b"\x89PNG"

@@ -5,9 +5,6 @@ Commands are thin: parse options, call one service function, format the result.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-
 import typer
 
 from annoloop import __version__
@@ -15,8 +12,13 @@ from annoloop.cli import (
     config_cmd,
     data_cmds,
     demo_cmd,
+    detect_cmd,
     experiment_cmd,
     labels_cmd,
+    models_cmd,
+    pipe_cmd,
+    points_cmd,
+    serve_cmd,
     worker_cmd,
 )
 
@@ -51,13 +53,9 @@ app.add_typer(experiment_cmd.app, name="experiment")
 worker_cmd.register(app)
 demo_cmd.register(app)
 
-# Command groups of the capabilities built on the foundation; each module has register(app).
-# Looked up by name while they are being written; every one listed must exist at release (a
-# test in tests/cli checks it).
-CAPABILITY_COMMANDS = ("pipe_cmd", "points_cmd", "models_cmd", "serve_cmd", "detect_cmd")
-for _name in CAPABILITY_COMMANDS:
-    if importlib.util.find_spec(f"annoloop.cli.{_name}") is not None:
-        importlib.import_module(f"annoloop.cli.{_name}").register(app)
+# Command groups of the capabilities built on the foundation.
+for _module in (pipe_cmd, points_cmd, models_cmd, serve_cmd, detect_cmd):
+    _module.register(app)
 
 
 def main() -> None:

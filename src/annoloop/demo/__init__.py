@@ -144,7 +144,8 @@ def _step_experiment(ctx: DemoContext) -> str:
 
 
 def _capability_step(module: str) -> Step:
-    """The ``run(ctx) -> str`` of ``annoloop.demo.<module>`` (imported when the step runs)."""
+    """The ``run(ctx) -> str`` of ``annoloop.demo.<module>``, imported when the step runs (the
+    capabilities pull in torch, dask and the like; ``import annoloop.demo`` stays light)."""
 
     def step(ctx: DemoContext) -> str:
         import importlib
@@ -154,35 +155,18 @@ def _capability_step(module: str) -> Step:
     return step
 
 
-# Steps of the capabilities built on the foundation, in the order of the loop; each lives in
-# its own module beside this one (annoloop/demo/step_*.py) with ``run(ctx) -> str``.
-_CAPABILITY_STEPS = [
-    ("pipeline", "step_pipeline"),
-    ("points", "step_points"),
-    ("models", "step_models"),
-    ("detect", "step_detect"),
+STEPS: list[tuple[str, Step]] = [
+    ("project", _step_project),
+    ("import", _step_import),
+    ("preview", _step_preview),
+    ("export", _step_export),
+    ("stats", _step_stats),
+    ("pipeline", _capability_step("step_pipeline")),
+    ("points", _capability_step("step_points")),
+    ("models", _capability_step("step_models")),
+    ("detect", _capability_step("step_detect")),
+    ("quality", _step_experiment),
 ]
-
-
-def _steps() -> list[tuple[str, Step]]:
-    import importlib.util
-
-    core: list[tuple[str, Step]] = [
-        ("project", _step_project),
-        ("import", _step_import),
-        ("preview", _step_preview),
-        ("export", _step_export),
-        ("stats", _step_stats),
-    ]
-    capability = [
-        (name, _capability_step(module))
-        for name, module in _CAPABILITY_STEPS
-        if importlib.util.find_spec(f"annoloop.demo.{module}") is not None
-    ]
-    return [*core, *capability, ("quality", _step_experiment)]
-
-
-STEPS: list[tuple[str, Step]] = _steps()
 
 
 def prepare_folder(folder: Path, *, fresh: bool) -> None:
