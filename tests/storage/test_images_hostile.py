@@ -98,6 +98,22 @@ def test_truncated_jpeg(tmp_path: Path, fraction: float) -> None:
     assert image_size(path) == (640, 427)  # the header survived the cut
 
 
+def test_truncated_file_refused_even_when_pillow_was_told_to_fill_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PySpacer sets ImageFile.LOAD_TRUNCATED_IMAGES on import; annoloop stays strict."""
+    from PIL import ImageFile
+
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+    for name in ("china.jpg", "coffee.png"):
+        data = photo_path(name).read_bytes()
+        path = tmp_path / f"cut-{name}"
+        path.write_bytes(data[: len(data) // 2])
+        with pytest.raises(InvalidInput, match="cut-"):
+            read_image(path)
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is True  # the other library's choice is restored
+
+
 def test_truncated_png(tmp_path: Path) -> None:
     data = photo_path("coffee.png").read_bytes()
     path = tmp_path / "cut.png"

@@ -228,8 +228,12 @@ def _decode_jpeg(data: bytes, mode: str) -> np.ndarray | None:
 
 
 def _decode_pillow(im: PILImage, mode: str, where: str) -> np.ndarray:
-    from PIL import Image
+    from PIL import Image, ImageFile
 
+    # Another library in the process may have told Pillow to fill truncated files with grey
+    # (PySpacer does on import); annoloop never takes a partial image for a whole one.
+    lenient = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
         im.load()
         arr = _to_uint8(im)
@@ -237,6 +241,8 @@ def _decode_pillow(im: PILImage, mode: str, where: str) -> np.ndarray:
         raise InvalidInput(f"refused: {exc}", where) from None
     except _DECODE_ERRORS as exc:
         raise InvalidInput(f"cannot decode image ({type(exc).__name__}: {exc})", where) from None
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = lenient
     if mode == "RGB":
         return _pixels.grey_to_rgb(arr) if arr.ndim == 2 else arr
     if arr.ndim == 3:
