@@ -345,6 +345,7 @@ export class Editor {
     } else if (this.tool === "point") {
       this.commit([...this.shapes, { kind: "point", label: this.label, point: [rel.x, rel.y] }]);
     } else if (this.tool === "polygon" || this.tool === "line") {
+      if (e.detail > 1) return; // a double click's second press: its dblclick ends the shape
       this.drawing = this.drawing || [];
       this.drawing.push([rel.x, rel.y]);
       this.draw();
