@@ -148,6 +148,19 @@ def data_from_columns(columns: dict[str, list[Any]], n: int) -> dict[str, np.nda
     return out
 
 
+def data_from_extras(extras: Iterable[tuple[int, dict[str, Any]]], n: int) -> dict[str, np.ndarray]:
+    """Extra per-annotation columns from ``(row, {key: value})`` pairs (one dict per row that
+    has extras), as :func:`data_from_columns` gives them."""
+    columns: dict[str, list[Any]] = {}
+    for row, extra in extras:
+        for key, value in extra.items():
+            column = columns.get(key)
+            if column is None:  # not setdefault: its default list would be built every row
+                column = columns[key] = [None] * n
+            column[row] = value
+    return data_from_columns(columns, n)
+
+
 def json_value(value: Any) -> Any:
     """A JSON-native copy of a data value; None for missing (None, NaN) values.
 

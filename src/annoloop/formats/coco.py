@@ -41,7 +41,7 @@ from annoloop.errors import InvalidInput
 from annoloop.formats._coco_shared import (
     check_rows,
     confidences,
-    data_from_columns,
+    data_from_extras,
     data_rows,
     get_meta,
     json_value,
@@ -312,14 +312,7 @@ def _read_annotations(
         box[i] = shape_box(int(kind[i]), shape[i], rec, where)
     confidence = _scores(raw, name)
 
-    columns: dict[str, list[Any]] = {}
-    for i, extra in extras:
-        for key, value in extra.items():
-            column = columns.get(key)
-            if column is None:  # not setdefault: its default list would be built every row
-                column = columns[key] = [None] * n
-            column[i] = value
-    data = data_from_columns(columns, n)
+    data = data_from_extras(extras, n)
     if crowd_rows:
         crowd = np.zeros(n, dtype=bool)
         crowd[crowd_rows] = True

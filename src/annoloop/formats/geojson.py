@@ -36,7 +36,7 @@ from annoloop.errors import InvalidInput
 from annoloop.formats._coco_shared import (
     check_rows,
     confidences,
-    data_from_columns,
+    data_from_extras,
     data_rows,
     pixels,
     positive_int,
@@ -304,14 +304,6 @@ class _Reader:
                     except InvalidInput as exc:
                         raise InvalidInput(exc.reason, where) from None
             box[r] = shape_box(int(kind[r]), shape[r], rec, where)
-        columns: dict[str, list[Any]] = {}
-        for r, extra in enumerate(self.extra):
-            if extra:
-                for key, value in extra.items():
-                    column = columns.get(key)
-                    if column is None:  # not setdefault: it would build the list every row
-                        column = columns[key] = [None] * n
-                    column[r] = value
         return Annotations(
             image=image,
             kind=kind,
@@ -319,7 +311,7 @@ class _Reader:
             box=box,
             confidence=np.array(self.conf, dtype=np.float32),
             shape=shape,
-            data=data_from_columns(columns, n),
+            data=data_from_extras(((r, e) for r, e in enumerate(self.extra) if e), n),
         )
 
 
