@@ -14,8 +14,14 @@ from typing import Any
 import sqlalchemy as sa
 
 from annoloop.pipeline.messages import ExportJobRequest, ScriptJobResult
-from annoloop.pipeline.runner import finish_element_ok, mark_running, open_store, still_current
-from annoloop.pipeline.state import add_logs, add_results, update_element
+from annoloop.pipeline.runner import (
+    fail_job_and_element,
+    finish_element_ok,
+    mark_running,
+    open_store,
+    still_current,
+)
+from annoloop.pipeline.state import add_logs, add_results
 from annoloop.store.engine import run_write
 
 
@@ -30,7 +36,6 @@ def run_export_job(request: ExportJobRequest | dict[str, Any]) -> ScriptJobResul
 def execute_export(project: Any, request: ExportJobRequest) -> ScriptJobResult:
     """Run an export against an open project (see :func:`run_export_job`)."""
     from annoloop.formats import get_format
-    from annoloop.store import jobs as _jobs
 
     started = time.perf_counter()
     if not run_write(project.engine, lambda c: mark_running(c, request)):
@@ -66,17 +71,7 @@ def execute_export(project: Any, request: ExportJobRequest) -> ScriptJobResult:
             )
             if not still_current(conn, request):
                 return False
-            _jobs.update_job(conn, request.job_id, state="failed", error=error, traceback=text)
-            update_element(
-                conn,
-                request.pipe_id,
-                request.element,
-                where={"job_id": request.job_id},
-                state="failed",
-                error=error,
-                traceback=text,
-                message="failed",
-            )
+            fail_job_and_element(conn, request, error, text)
             return True
 
         done = run_write(project.engine, fail)

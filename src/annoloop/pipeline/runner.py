@@ -400,6 +400,23 @@ def _finish_rejected(project, request, handler, started, commit):  # type: ignor
 REJECT_DELAY_S = 2.0
 
 
+def fail_job_and_element(conn: sa.Connection, request: Any, error: str, text: str) -> None:
+    """Mark the request's job and its element failed with ``error`` and the traceback."""
+    from annoloop.store import jobs as _jobs
+
+    _jobs.update_job(conn, request.job_id, state="failed", error=error, traceback=text)
+    update_element(
+        conn,
+        request.pipe_id,
+        request.element,
+        where={"job_id": request.job_id},
+        state="failed",
+        error=error,
+        traceback=text,
+        message="failed",
+    )
+
+
 def _finish_failed(project, request, handler, exc, text, started, commit, cancelled):  # type: ignore[no-untyped-def]
     from annoloop.store import jobs as _jobs
 
@@ -422,17 +439,7 @@ def _finish_failed(project, request, handler, exc, text, started, commit, cancel
                 message="stopped",
             )
             return True
-        _jobs.update_job(conn, request.job_id, state="failed", error=error, traceback=text)
-        update_element(
-            conn,
-            request.pipe_id,
-            request.element,
-            where={"job_id": request.job_id},
-            state="failed",
-            error=error,
-            traceback=text,
-            message="failed",
-        )
+        fail_job_and_element(conn, request, error, text)
         return True
 
     done = False
