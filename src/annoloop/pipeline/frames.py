@@ -37,6 +37,7 @@ from sqlalchemy.engine import Connection
 
 from annoloop.geometry.kinds import KIND_NAMES, Kind
 from annoloop.geometry.shapes_json import shapes_from_json
+from annoloop.pipeline.lazy_column import Constant, LazyObjectArray
 from annoloop.store import bulk
 
 LOST_COLUMNS = [
@@ -243,15 +244,40 @@ def anno_data(kinds: np.ndarray, box: np.ndarray, shapes: np.ndarray) -> np.ndar
     return out
 
 
+class AnnoDataSource:
+    """``anno_data`` made on access (:mod:`.lazy_column`): rows below ``len(kinds)`` are
+    annotations (kind, box, shape JSON text), rows after them work items without any."""
+
+    def __init__(self, kinds: np.ndarray, box: np.ndarray, shape_texts: np.ndarray) -> None:
+        self.kinds, self.box, self.shape_texts = kinds, box, shape_texts
+
+    def values(self, rows: np.ndarray) -> np.ndarray:
+        out = np.full(len(rows), None, dtype=object)
+        ann = np.flatnonzero(rows < len(self.kinds))
+        if ann.size:
+            r = rows[ann]
+            kinds = self.kinds[r]
+            out[ann] = anno_data(kinds, self.box[r], parse_shapes(kinds, self.shape_texts[r]))
+        return out
+
+    def missing(self, rows: np.ndarray) -> np.ndarray:
+        return np.equal(self.values(rows), None)
+
+
 def _label_lists(ids: np.ndarray, names: dict[int, str]) -> tuple[np.ndarray, np.ndarray]:
     """Per row ``[name]`` and ``[id]`` (``[]`` for no label): one shared read-only list per
     label, picked by fancy indexing (no Python work per row)."""
     if not len(ids):
         return np.empty(0, dtype=object), np.empty(0, dtype=object)
-    uniq, inverse = np.unique(ids, return_inverse=True)
+    if ids.max() < 1 << 24:  # label ids are small: a lookup table beats sorting them all
+        uniq = np.flatnonzero(np.bincount(ids + 1)) - 1
+        lut = np.zeros(int(uniq[-1]) + 2, dtype=np.int64)
+        lut[uniq + 1] = np.arange(len(uniq))
+        inverse = lut[ids + 1]
+    else:
+        uniq, inverse = np.unique(ids, return_inverse=True)
     by_name = _objects([ReadOnlyList([names.get(int(u))]) if u >= 0 else _EMPTY for u in uniq])
     by_id = _objects([ReadOnlyList([int(u)]) if u >= 0 else _EMPTY for u in uniq])
-    inverse = inverse.reshape(-1)
     return by_name[inverse], by_id[inverse]
 
 
@@ -347,9 +373,14 @@ def _lost_frame(data: TaskData) -> pd.DataFrame:
     box = np.stack([ann[c][rows2d] for c in ("x", "y", "w", "h")], axis=1).reshape(-1, 4)
     kinds2d = kinds[rows2d]
     lbl, lbl_id = _label_lists(ann["label_id"][rows2d].astype(np.int64), data.label_names)
-    shapes = parse_shapes(kinds2d, ann["shape"][rows2d]) if n2 else np.zeros(0, dtype=object)
-    data_col = np.full(total, None, dtype=object)
-    data_col[:n2] = anno_data(kinds2d, box, shapes)
+    data_col = LazyObjectArray.of(
+        AnnoDataSource(kinds2d, box, np.asarray(ann["shape"])[rows2d]), total
+    )  # made on access: a million lists up front cost more than the store read
+    every_row = np.arange(total, dtype=np.int64)
+
+    def none_col() -> LazyObjectArray:  # one array per column: assigning to one changes it only
+        return LazyObjectArray(Constant(None), every_row)
+
     blank = _filled(nb, _EMPTY)
     kind_codes = np.full(total, -1, np.int64)
     kind_codes[:n2] = kinds2d
@@ -362,30 +393,27 @@ def _lost_frame(data: TaskData) -> pd.DataFrame:
         "img_uid": _nullable(per_item(item_ids), no_item),
         "img_timestamp": pd.DatetimeIndex(img_time).tz_localize("UTC"),
         "img_state": _categorical(state, states),
-        "img_sim_class": None,
+        "img_sim_class": none_col(),
         "img_frame_n": _nullable(
             np.nan_to_num(data.image_frames[image_pos], nan=-1),
             np.isnan(data.image_frames[image_pos]),
         ),
         "img_path": _categorical(image_pos, data.image_paths),
         "img_iteration": _nullable(iteration, no_item),
-        "img_user_id": None,
-        "img_anno_time": np.nan,
+        "img_user_id": none_col(),
+        "img_anno_time": np.full(total, np.nan),
         "img_lbl": item_lists(item_lbl),
         "img_lbl_id": item_lists(item_lbl_id),
         "img_user": _categorical(np.where(no_item, -1, per_item(user_codes, -1)), users),
-        "img_is_junk": (state >= 0)
-        & (np.asarray(states, dtype=object)[np.maximum(state, 0)] == "junk")
-        if len(states)
-        else np.zeros(total, bool),
-        "img_fs_name": None,
+        "img_is_junk": state == (list(states).index("junk") if "junk" in states else -2),
+        "img_fs_name": none_col(),
         "anno_uid": _nullable(per_ann(ann["id"].astype(np.int64), 0), ~is_ann),
         "anno_timestamp": pd.DatetimeIndex(created).tz_localize("UTC"),
-        "anno_state": None,
+        "anno_state": none_col(),
         "anno_dtype": _categorical(kind_codes, KIND_NAMES),
-        "anno_sim_class": None,
+        "anno_sim_class": none_col(),
         "anno_iteration": _nullable(iteration, no_item | ~is_ann),
-        "anno_user_id": None,
+        "anno_user_id": none_col(),
         "anno_user": _categorical(
             np.concatenate([np.asarray(author.codes)[rows2d], np.full(nb, -1)]), author.categories
         ),
@@ -395,7 +423,7 @@ def _lost_frame(data: TaskData) -> pd.DataFrame:
         "anno_lbl_id": np.concatenate([lbl_id, blank]),
         "anno_style": _categorical(style, ["xcycwh"]),
         "anno_format": _categorical(np.where(is_ann, 0, -1), ["rel"]),
-        "anno_comment": None,
+        "anno_comment": none_col(),
         "anno_data": data_col,
         "img_id": image_id,
         "img_task": _categorical(
@@ -407,4 +435,5 @@ def _lost_frame(data: TaskData) -> pd.DataFrame:
             np.concatenate([np.asarray(source.codes)[rows2d], np.full(nb, -1)]), source.categories
         ),
     }
-    return pd.DataFrame(frame, columns=LOST_COLUMNS)
+    # copy=False: each column stays its own block (consolidating would copy them all)
+    return pd.DataFrame(frame, columns=LOST_COLUMNS, copy=False)
