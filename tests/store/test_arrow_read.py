@@ -117,3 +117,49 @@ def test_parallel_id_ranges_come_back_in_order(
         fast = project.annotations()
     assert fast["id"].is_monotonic_increasing
     pd.testing.assert_frame_equal(fast, driver)
+
+
+def test_category_and_time_columns_equal_on_both_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Categories come straight from Arrow's dictionary; each distinct timestamp text is parsed
+    once (with and without a fraction of a second, NULL); both equal the driver's values."""
+    from annoloop.store.engine import read_transaction
+
+    columns = [
+        ("id", "t.id", "int"),
+        ("author", "t.author", "category"),
+        ("source", "t.source", "category"),
+        ("created_at", "t.created_at", "time"),
+        ("finished", "CASE WHEN t.id % 2 = 0 THEN t.created_at END", "time"),
+    ]
+    with Project.init(tmp_path / "p") as project:
+        _mixed(project)
+        with project.engine.begin() as conn:
+            conn.exec_driver_sql(
+                "UPDATE annotation SET created_at = '2026-01-02 03:04:05' WHERE id = 1"
+            )
+            conn.exec_driver_sql(
+                "UPDATE annotation SET created_at = '2026-01-02 03:04:05.000007' WHERE id = 2"
+            )
+
+        def read() -> dict:
+            with read_transaction(project.engine) as conn:
+                return bulk.read_columns(conn, "annotation", "", [], columns)
+
+        monkeypatch.setattr(bulk, "ARROW_READ_MIN_ROWS", 10**12)
+        driver = read()
+        monkeypatch.setattr(bulk, "ARROW_READ_MIN_ROWS", 0)
+        fast = read()
+    assert fast["id"].tolist() == driver["id"].tolist() == list(range(1, 7))
+    for name in ("author", "source"):
+        assert isinstance(fast[name], pd.Categorical)
+        assert list(fast[name]) == list(driver[name])
+    authors = list(fast["author"])
+    assert authors[0] == "ann" and pd.isna(authors[1])
+    for name in ("created_at", "finished"):
+        assert fast[name].dtype == np.dtype("datetime64[us]")
+        np.testing.assert_array_equal(fast[name], driver[name])
+    assert str(fast["created_at"][0]) == "2026-01-02T03:04:05.000000"
+    assert str(fast["created_at"][1]) == "2026-01-02T03:04:05.000007"
+    assert np.isnat(fast["finished"][0]) and not np.isnat(fast["finished"][1])

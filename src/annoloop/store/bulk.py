@@ -236,9 +236,10 @@ def float_column(values: Sequence[Any]) -> np.ndarray:
 # -- columnar reads ------------------------------------------------------------------------------
 
 # Column kinds for read_columns: "int" (nullable -> -1), "float" (nullable -> NaN), "time"
-# (timestamp -> datetime64[us, UTC]), "text" (few distinct values: source, author), "sparse"
-# (mostly NULL: shape JSON, score blobs).
-_PG_TYPES = {"int": ">i8", "float": ">f8", "time": ">i8", "text": ">i8"}
+# (timestamp -> datetime64[us, UTC]), "text" (few distinct values: source, author), "category"
+# (the same as a pandas Categorical), "sparse" (mostly NULL: shape JSON, score blobs).
+_PG_TYPES = {"int": ">i8", "float": ">f8", "time": ">i8", "text": ">i8", "category": ">i8"}
+_TEXT_KINDS = ("text", "category", "sparse")
 
 
 def _time_us_sql(conn: Connection, col: str) -> str:
@@ -270,8 +271,22 @@ def _finish(kind: str, values: np.ndarray) -> np.ndarray:
         out[np.isinf(out)] = np.nan
         return out
     if kind == "time":
-        return values.astype(np.int64).astype("datetime64[us]")
+        missing = np.equal(values, None)
+        out = np.where(missing, 0, values).astype(np.int64).astype("datetime64[us]")
+        out[missing] = np.datetime64("NaT")
+        return out
+    if kind == "category":
+        import pandas as pd
+
+        codes, uniques = pd.factorize(values)  # None -> -1
+        return _categorical(codes, list(uniques))
     return values
+
+
+def _categorical(codes: np.ndarray, categories: Sequence[Any]) -> Any:
+    import pandas as pd
+
+    return pd.Categorical.from_codes(codes, categories=pd.Index(list(categories), dtype=object))
 
 
 def read_columns(
@@ -294,8 +309,7 @@ def read_columns(
 
 def _read_sqlite(conn, table, where, params, columns):  # type: ignore[no-untyped-def]
     exprs = [
-        expr if kind in ("text", "sparse") else _numeric_sql(conn, expr, kind)
-        for _, expr, kind in columns
+        expr if kind in _TEXT_KINDS else _numeric_sql(conn, expr, kind) for _, expr, kind in columns
     ]
     sql = f'SELECT {", ".join(exprs)} FROM "{table}" t{where} ORDER BY t.id'
     fast = _read_sqlite_arrow(conn, table, where, params, columns)
@@ -315,7 +329,7 @@ def _read_postgres(conn, table, where, params, columns):  # type: ignore[no-unty
     for name, expr, kind in columns:
         if kind == "sparse":
             continue
-        if kind == "text":
+        if kind in ("text", "category"):
             # dictionary-encode: the distinct values once, then a small int per row
             values = [
                 r[0]
@@ -349,6 +363,8 @@ def _read_postgres(conn, table, where, params, columns):  # type: ignore[no-unty
         if kind == "text":
             table_ = np.array(vocab[name], dtype=object)
             out[name] = table_[values.astype(np.int64)]
+        elif kind == "category":
+            out[name] = _categorical(values.astype(np.int64) - 1, vocab[name][1:])
         else:
             out[name] = _finish(kind, values.astype(values.dtype.newbyteorder("=")))
     ids = out.get("id")
@@ -391,67 +407,105 @@ def _read_sqlite_arrow(conn, table, where, params, columns):  # type: ignore[no-
     literals = [_sqlite_literal(p) for p in params]
     if any(lit is None for lit in literals):
         return None
-    low, high = fetch_rows(conn, f'SELECT min(id), max(id) FROM "{table}"')[0]
+    # two subqueries: SQLite answers min() or max() alone from the index, both together by a scan
+    low, high = fetch_rows(
+        conn, f'SELECT (SELECT min(id) FROM "{table}"), (SELECT max(id) FROM "{table}")'
+    )[0]
     if low is None or high - low < ARROW_READ_MIN_ROWS:
         return None
-    # timestamps come as their stored text and are parsed below: SQLite builds differ in how
-    # strftime('%s') rounds fractional seconds
+    # timestamps come as their stored text (`|| ''` keeps connectorx from parsing each one) and
+    # each distinct text is parsed below; SQLite builds differ in how strftime('%s') rounds
+    # fractional seconds, so the text is the exact value
     exprs = [
-        expr if kind in ("text", "sparse", "time") else _numeric_sql(conn, expr, kind)
+        expr
+        if kind in _TEXT_KINDS
+        else f"{expr} || ''"
+        if kind == "time"
+        else _numeric_sql(conn, expr, kind)
         for _, expr, kind in columns
     ]
+    # the id column, when read, also orders the parts (else t.id is added)
+    id_col = next((j for j, (_, e, k) in enumerate(columns) if e == "t.id" and k == "int"), None)
     parts = where.split("?")  # the generated filter holds "?" only as placeholders
     if len(parts) != len(literals) + 1:
         return None
     where = "".join(p + lit for p, lit in zip(parts, [*literals, ""], strict=True))
-    queries = _id_range_queries(table, exprs, where, int(low), int(high))
+    queries = _id_range_queries(table, exprs, where, int(low), int(high), id_col)
     try:
         arrow = connectorx.read_sql(f"sqlite://{database}", queries, return_type="arrow")
     except Exception:  # an unsupported type or a locked file: the driver path always works
         return None
-    arrow = _in_id_order(arrow)
+    arrow = _in_id_order(arrow, id_col)
     out = {}
     for j, (name, _, kind) in enumerate(columns):
         col = arrow.column(j)
         if kind in ("text", "sparse"):
             out[name] = _object_column(col)
+        elif kind == "category":
+            out[name] = _categorical_column(col)
         elif kind == "time":
-            import pandas as pd
-
-            stamps = pd.to_datetime(pd.Series(col.to_numpy(zero_copy_only=False)), format="ISO8601")
-            out[name] = stamps.to_numpy().astype("datetime64[us]")
+            out[name] = _time_column(col)
         else:
             out[name] = _finish(kind, col.to_numpy(zero_copy_only=False))
     return out
 
 
-def _id_range_queries(table: str, exprs: list[str], where: str, low: int, high: int) -> list[str]:
+def _id_range_queries(
+    table: str, exprs: list[str], where: str, low: int, high: int, id_col: int | None = None
+) -> list[str]:
     """One query per id range, so that connectorx reads them on parallel connections (one per
-    core, at most 4); each also selects ``t.id`` last, to put the parts back in order."""
+    core, at most 4); unless ``exprs[id_col]`` is the id, each also selects ``t.id`` last, to
+    put the parts back in order."""
     import os
 
     parts = max(1, min(4, os.cpu_count() or 1, (high - low) // max(ARROW_READ_MIN_ROWS, 1)))
     cond = f"({where.removeprefix(' WHERE ')}) AND " if where else ""
     edges = np.linspace(low, high + 1, parts + 1).astype(np.int64)
-    select = f'SELECT {", ".join([*exprs, "t.id"])} FROM "{table}" t'
+    select = (
+        f'SELECT {", ".join(exprs if id_col is not None else [*exprs, "t.id"])} FROM "{table}" t'
+    )
     return [
         f"{select} WHERE {cond}t.id >= {a} AND t.id < {b} ORDER BY t.id" for a, b in pairwise(edges)
     ]
 
 
-def _in_id_order(table: Any) -> Any:
+def _in_id_order(table: Any, id_col: int | None = None) -> Any:
     """The parts of a partitioned read in id order (connectorx hands them back as they finish),
-    without the trailing id column."""
+    ordered by column ``id_col``, or by the trailing id column, which is then dropped."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    key = table.num_columns - 1 if id_col is None else id_col
     batches = [b for b in table.to_batches() if b.num_rows]
-    batches.sort(key=lambda b: b.column(b.num_columns - 1)[0].as_py())
+    batches.sort(key=lambda b: b.column(key)[0].as_py())
     ordered = pa.Table.from_batches(batches, schema=table.schema) if batches else table
-    ids = ordered.column(ordered.num_columns - 1).to_numpy()
+    ids = ordered.column(key).to_numpy()
     if ids.size > 1 and not (np.diff(ids) > 0).all():  # batches interleaved: sort the rows
-        ordered = ordered.take(pc.sort_indices(ordered.column(ordered.num_columns - 1)))
-    return ordered.remove_column(ordered.num_columns - 1)
+        ordered = ordered.take(pc.sort_indices(ordered.column(key)))
+    return ordered if id_col is not None else ordered.remove_column(key)
+
+
+def _categorical_column(col: Any) -> Any:
+    """An Arrow string column as a pandas Categorical, straight from its dictionary encoding."""
+    import pyarrow.compute as pc
+
+    encoded = pc.dictionary_encode(col.cast("string")).combine_chunks()
+    codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+    return _categorical(codes, encoded.dictionary.to_pylist())
+
+
+def _time_column(col: Any) -> np.ndarray:
+    """Stored timestamp texts -> datetime64[us]; each distinct text is parsed once (rows of one
+    bulk insert share theirs)."""
+    import pandas as pd
+    import pyarrow.compute as pc
+
+    encoded = pc.dictionary_encode(col.cast("string")).combine_chunks()
+    texts = pd.Series(encoded.dictionary.to_pylist(), dtype=object)
+    parsed = pd.to_datetime(texts, format="ISO8601", utc=True).dt.tz_localize(None)
+    parsed = parsed.to_numpy().astype("datetime64[us]")
+    codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+    return np.append(parsed, np.datetime64("NaT", "us"))[codes]
 
 
 def _object_column(col: Any) -> np.ndarray:
