@@ -148,13 +148,10 @@ def _read_annotations(conn: Connection, where: str, params: list[Any]) -> dict[s
     reads when it is installed, a binary COPY on PostgreSQL); text columns as categoricals."""
     columns = [
         *[(n, s, k) for n, s, k in _NUMERIC],
-        *[(n, f"t.{n}", "text") for n in _TEXT],
+        *[(n, f"t.{n}", "category") for n in _TEXT],
         ("shape", "t.shape", "sparse"),
     ]
-    out = dict(bulk.read_columns(conn, "annotation", where, params, columns))
-    for name in _TEXT:
-        out[name] = pd.Categorical(out[name])
-    return out
+    return dict(bulk.read_columns(conn, "annotation", where, params, columns))
 
 
 def _image_lookup(
