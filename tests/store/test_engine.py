@@ -25,6 +25,26 @@ def test_sqlite_pragmas(tmp_path):
     engine.dispose()
 
 
+def test_checked_references_skip_sqlite_checks_for_that_transaction_only(tmp_path):
+    """``references_checked`` turns SQLite's per-row foreign key lookups off inside that one
+    transaction; every other transaction on the pooled connection checks again, also after
+    the bulk one failed."""
+    from annoloop.store.engine import write_transaction
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'a.db'}")
+    upgrade(engine)
+    orphan = "INSERT INTO annotation (image_id, kind, source) VALUES (999, 2, 'human')"
+    with write_transaction(engine, references_checked=True) as conn:
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 0
+    with pytest.raises(RuntimeError), write_transaction(engine, references_checked=True):
+        raise RuntimeError("the bulk write failed")
+    with pytest.raises(sa.exc.IntegrityError, match="FOREIGN KEY"):
+        run_write(engine, lambda c: c.exec_driver_sql(orphan))
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    engine.dispose()
+
+
 def test_in_memory_sqlite_keeps_one_database():
     engine = make_engine("sqlite://")
     upgrade(engine)

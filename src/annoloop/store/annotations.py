@@ -231,8 +231,7 @@ def insert_annotations(
     cols["created_at"] = now
     cols["updated_at"] = now
     ids = bulk.reserve_ids(conn, "annotation", n)
-    cols = {"id": ids.tolist(), **cols}
-    bulk.insert_columns(conn, "annotation", cols, n)
+    bulk.insert_with_ids(conn, "annotation", ids, cols, n)
     return ids
 
 

@@ -124,6 +124,21 @@ def _sqlite_literal(value: Any) -> str | None:
     return None
 
 
+def insert_with_ids(
+    conn: Connection, table: str, ids: np.ndarray, columns: dict[str, Any], n: int
+) -> None:
+    """Insert rows with the ids :func:`reserve_ids` gave. On SQLite those are exactly the rowids
+    it assigns itself (``max(id) + 1`` on, under the write lock), so the id is not bound per
+    row; the last id is checked after the insert."""
+    if not is_sqlite(conn) or n == 0:
+        insert_columns(conn, table, {"id": ids.tolist(), **columns}, n)
+        return
+    insert_columns(conn, table, columns, n)
+    last = conn.exec_driver_sql(f'SELECT max(id) FROM "{table}"').scalar()
+    if last != int(ids[-1]):  # never expected: the transaction is rolled back
+        raise RuntimeError(f"{table}: rows got ids up to {last}, expected {int(ids[-1])}")
+
+
 def insert_columns(conn: Connection, table: str, columns: dict[str, Any], n: int) -> None:
     """Insert ``n`` rows given column-wise: a ``list`` holds one value per row, anything else
     is one value for every row. Values must already be driver types (see :func:`column`)."""

@@ -253,8 +253,8 @@ class Project:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _write(self, fn: Any) -> Any:
-        return run_write(self.engine, fn)
+    def _write(self, fn: Any, *, references_checked: bool = False) -> Any:
+        return run_write(self.engine, fn, references_checked=references_checked)
 
     def _read(self, fn: Any) -> Any:
         with read_transaction(self.engine) as conn:
@@ -532,7 +532,8 @@ class Project:
                 validate=validate,
             )
 
-        return self._write(write)
+        # insert_annotations looks up every image, label and work item id it writes
+        return self._write(write, references_checked=True)
 
     def annotations(
         self,
