@@ -57,9 +57,33 @@ def detect(
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     force: Annotated[bool, typer.Option(help="Also process media already stamped.")] = False,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            help="Remote mode: an annoloop server's URL (http://HOST:PORT); its images are "
+            "downloaded, the boxes uploaded through its REST API (no database needed here).",
+            show_default=False,
+        ),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="ANNOLOOP_TOKEN",
+            help="API key for --server (annoloop users token NAME; a designer's).",
+            show_default=False,
+        ),
+    ] = None,
+    images: Annotated[
+        str | None, typer.Option(help="The project's / server's images: all, or ids like 3,5-9.")
+    ] = None,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(help="Remote mode: where downloaded media are kept.", show_default=False),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Run a detector over images and videos; write CSV / COCO and project predictions."""
+    """Run a detector over images and videos; write CSV / COCO and project predictions
+    (or, with --server, the predictions of an annoloop server's project)."""
     from annoloop.detect.service import detect_service
 
     with progress_bar("detect", enabled=not json_out) as bar:
@@ -69,7 +93,8 @@ def detect(
             nms_iou=None if nms_iou >= 1 else nms_iou, class_aware_nms=class_aware_nms,
             frame_stride=frame_stride, tracker=tracker, classes=classes, out_csv=out_csv,
             out_coco=out_coco, label_attr=label_attr, confidence_attr=confidence_attr,
-            executor=executor, device=device, force=force,
+            executor=executor, device=device, force=force, server=server, images=images,
+            token=token, cache_dir=cache_dir,
         )  # fmt: skip
     if json_out:
         emit_json(summary)

@@ -86,3 +86,28 @@ class MediaResult:
             "fps": round(self.fps(), 2),
             "seconds": self.timings.as_dict(),
         }
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field as JSON-able values (arrays as lists): what the pipeline's worker stage
+        writes for teardown, read back by :meth:`from_dict`."""
+        out: dict[str, Any] = {}
+        for name, value in vars(self).items():
+            if isinstance(value, np.ndarray):
+                out[name] = value.tolist()
+            elif isinstance(value, Timings):
+                out[name] = vars(value).copy()
+            else:
+                out[name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MediaResult:
+        """A result from :meth:`to_dict` (arrays get their dtypes and shapes back)."""
+        data = dict(data)
+        arrays = {"frames": np.int64, "labels": np.int64, "scores": np.float32,
+                  "track_ids": np.int64}  # fmt: skip
+        for name, dtype in arrays.items():
+            data[name] = np.asarray(data.get(name, []), dtype=dtype).reshape(-1)
+        data["boxes"] = np.asarray(data.get("boxes", []), np.float64).reshape(-1, 4)
+        data["timings"] = Timings(**data.get("timings", {}))
+        return cls(**data)

@@ -66,7 +66,7 @@ def _timed_frames(item: MediaItem, s: DetectSettings, timings: Timings) -> Itera
 def detect_media(item: MediaItem, spec: DetectorSpec, settings: DetectSettings) -> MediaResult:
     """Run the detector over one media; a failure (unreadable file, broken video, detector
     error) is returned as ``ok=False`` with the error, after the frames that worked."""
-    from annoloop.execution import report_progress
+    from annoloop.execution import TaskCancelled, report_progress
 
     start = time.perf_counter()
     timings = Timings()
@@ -102,6 +102,8 @@ def detect_media(item: MediaItem, spec: DetectorSpec, settings: DetectSettings) 
                 result.width, result.height = frame.width, frame.height
                 result.frames_processed += 1
             report_progress(result.frames_processed, None, f"{item.media}: frame {batch[-1].index}")
+    except TaskCancelled:  # the run was stopped: not a failure of this media
+        raise
     except Exception as exc:  # reported in the result; the other media go on
         result.ok = False
         result.error = f"{type(exc).__name__}: {exc}"

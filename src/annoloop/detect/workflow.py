@@ -19,7 +19,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -103,9 +103,10 @@ def _expand(sources: Any) -> list[str]:
     return out
 
 
-def _stamped(meta: Any, key: str, spec: DetectorSpec) -> bool:
-    stamp = (meta or {}).get(key) if isinstance(meta, dict) else None
-    return isinstance(stamp, dict) and stamp.get("model") == spec.label()
+def is_stamped(meta: Any, key: str, spec: DetectorSpec) -> bool:
+    """Whether an image's meta holds the stamp of this detector (name and version)."""
+    found = meta.get(key) if isinstance(meta, dict) else None
+    return isinstance(found, dict) and found.get("model") == spec.label()
 
 
 def setup(
@@ -114,16 +115,18 @@ def setup(
     settings: DetectSettings,
     *,
     project: Any = None,
+    image_ids: Sequence[int] | None = None,
 ) -> tuple[list[MediaItem], list[MediaResult]]:
     """(media to process, results of media skipped as already processed).
 
-    ``sources`` are files/folders/URLs, or ``None`` with a project: all its images that are
-    not video frames. With a project, files are registered as its images (not copied; a
-    video as one record with its first frame's size) so they can be stamped."""
+    ``sources`` are files/folders/URLs, or ``None`` with a project: its images that are not
+    video frames (all of them, or those of ``image_ids``). With a project, files are
+    registered as its images (not copied; a video as one record with its first frame's size)
+    so they can be stamped."""
     if sources is None:
         if project is None:
             raise InvalidInput("give media sources or a project", "sources")
-        images = project.images()
+        images = project.images(None if image_ids is None else list(image_ids))
         images = images[images["frame"].isna()]
         locations = [str(project.image_location(int(i))) for i in images["id"]]
         ids = images["id"].astype(int).tolist()
@@ -135,7 +138,7 @@ def setup(
             ids, metas = _register(project, locations)
     items, skipped = [], []
     for loc, mid, meta in zip(locations, ids, metas, strict=True):
-        if not settings.force and _stamped(meta, settings.stamp_key, spec):
+        if not settings.force and is_stamped(meta, settings.stamp_key, spec):
             skipped.append(MediaResult(media=loc, kind="video" if is_video(loc) else "image",
                                        media_id=mid, skipped=True))  # fmt: skip
             continue
@@ -167,39 +170,49 @@ def _register(project: Any, locations: Sequence[str]) -> tuple[list[int], list[A
 
 
 # ------------------------------------------------------------------------------- teardown
-def _model_state(project: Any, spec: DetectorSpec, label_ids: np.ndarray) -> int:
+def _model_state(conn: Any, spec: DetectorSpec, label_ids: np.ndarray) -> int:
     """The project's model state for the detector (reused when the same version exists)."""
+    from annoloop.store import models as _models
+
     if spec.state_id is not None:
         return int(spec.state_id)
     model = f"detect-{spec.kind}"
-    states = project.model_states(model)
+    states = _models.model_states_frame(conn, model)
     for _, row in states.iterrows():
         opts = row["options"] or {}
         if opts.get("detector") == spec.label() and list(row["label_map"]) == label_ids.tolist():
             return int(row["id"])
-    return int(
-        project.add_model_state(
-            model,
-            spec.location or spec.name or spec.kind,
-            label_map=label_ids.tolist(),
-            options={
-                "detector": spec.label(),
-                "kind": spec.kind,
-                "arch": spec.arch,
-                "options": spec.options,
-            },
-        )
+    options = {"detector": spec.label(), "kind": spec.kind, "arch": spec.arch,
+               "options": spec.options}  # fmt: skip
+    where = spec.location or spec.name or spec.kind
+    state_id = _models.add_model_state(
+        conn, model, where, label_map=label_ids.tolist(), options=options
     )
+    return int(state_id)
 
 
-def _frame_records(project: Any, r: MediaResult) -> np.ndarray:
+def _stored(project: Any, location: str) -> str:
+    """A location as ``image.location`` keeps it (relative inside the media root)."""
+    import os
+
+    from annoloop.store.images import stored_location
+
+    if "://" not in location and not os.path.isabs(location):
+        return location  # stored form already (as Project.add_image_records takes it)
+    return stored_location(location, project.media)
+
+
+def _frame_records(conn: Any, project: Any, r: MediaResult) -> np.ndarray:
     """Image ids of the result's frames: the media itself for images; for videos one image
     record per frame with boxes (video location + frame number)."""
+    from annoloop.store.images import add_image_records
+
     if r.kind != "video":
-        return np.full(len(r.frames), int(r.media_id), np.int64)
+        return np.full(len(r.frames), int(r.media_id or 0), np.int64)
     uniq, inverse = np.unique(r.frames, return_inverse=True)
-    ids = project.add_image_records(
-        [f"{r.media}#frame={int(f)}" for f in uniq],
+    ids = add_image_records(
+        conn,
+        [_stored(project, f"{r.media}#frame={int(f)}") for f in uniq],
         [r.width] * len(uniq),
         [r.height] * len(uniq),
         video_locations=[r.media] * len(uniq),
@@ -208,22 +221,118 @@ def _frame_records(project: Any, r: MediaResult) -> np.ndarray:
     return np.asarray(ids, np.int64)[inverse]
 
 
-def _set_meta(project: Any, updates: dict[int, dict[str, Any]]) -> None:
-    """Merge ``updates`` into the meta of images (one transaction)."""
+def _metas(conn: Any, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """Image id -> meta (a dict) of ``ids``."""
     import sqlalchemy as sa
 
     from annoloop.store.schema import image
 
-    if not updates:
-        return
-    ids = list(updates)
-    with project.engine.begin() as conn:
-        rows = conn.execute(sa.select(image.c.id, image.c.meta).where(image.c.id.in_(ids)))
-        current = {int(i): (json.loads(m) if isinstance(m, str) else m) for i, m in rows}
-        for i, extra in updates.items():
-            meta = dict(current.get(i) or {})
-            meta.update(extra)
-            conn.execute(image.update().where(image.c.id == i).values(meta=meta))
+    rows = conn.execute(sa.select(image.c.id, image.c.meta).where(image.c.id.in_(list(ids))))
+    out = {}
+    for i, m in rows:
+        meta = json.loads(m) if isinstance(m, str) else m
+        out[int(i)] = meta if isinstance(meta, dict) else {}
+    return out
+
+
+def _set_meta(conn: Any, current: dict[int, dict[str, Any]], updates: dict[int, dict]) -> None:
+    """Merge ``updates`` into the meta of images (``current``: their meta now)."""
+    from annoloop.store.schema import image
+
+    for i, extra in updates.items():
+        meta = dict(current.get(i) or {})
+        meta.update(extra)
+        conn.execute(image.update().where(image.c.id == i).values(meta=meta))
+
+
+def stamp(
+    r: MediaResult, spec: DetectorSpec, settings: DetectSettings, state_id: int, now: str
+) -> dict[str, Any]:
+    """What a processed media's meta gets under ``settings.stamp_key``."""
+    return {
+        "processed_at": now,
+        "model": spec.label(),
+        "model_version": spec.version,
+        "model_state_id": state_id,
+        "seconds": round(r.timings.total, 3),
+        "frames": r.frames_processed,
+        "boxes": r.n_boxes,
+        "tracks": r.n_tracks,
+        "label_attr": settings.label_attr,
+        "confidence_attr": settings.confidence_attr,
+    }
+
+
+class Stored(NamedTuple):
+    """What :func:`store_results` wrote: the model state, the predictions, the media it
+    stamped, and those it left alone because they were stamped meanwhile."""
+
+    model_state_id: int | None
+    prediction_ids: np.ndarray
+    stamped: list[int]
+    already: list[int]
+
+
+def store_results(
+    project: Any,
+    results: Sequence[MediaResult],
+    spec: DetectorSpec,
+    settings: DetectSettings,
+    *,
+    create_labels: bool = True,
+) -> Stored:
+    """Write the boxes of finished media as predictions of the detector's model state, the
+    track ids into the video frames' meta and each media's stamp, in ONE transaction: bad
+    input (an unknown label without ``create_labels``, a box outside its image) writes
+    nothing. A media that carries this detector's stamp by now (another run, a retried
+    upload) is left alone unless ``settings.force``, so nothing is written twice. Shared by
+    :func:`teardown` and the server's ``POST /api/detections``."""
+    from annoloop.geometry.annotations import Annotations
+    from annoloop.store.engine import run_write
+    from annoloop.store.labels import label_ids as _label_ids
+    from annoloop.store.models import insert_predictions
+
+    done = [r for r in results if r.ok and not r.skipped and r.media_id is not None]
+    if not done:
+        return Stored(None, np.zeros(0, np.int64), [], [])
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+    def write(conn: Any) -> Stored:
+        current = _metas(conn, [int(r.media_id or 0) for r in done])
+        todo, already = [], []
+        for r in done:
+            mid = int(r.media_id or 0)
+            if not settings.force and is_stamped(current.get(mid), settings.stamp_key, spec):
+                already.append(mid)  # stamped meanwhile: written by that run
+            else:
+                todo.append(r)
+        if not todo:
+            return Stored(None, np.zeros(0, np.int64), [], already)
+        label_ids = np.asarray(_label_ids(conn, spec.classes, create=create_labels), np.int64)
+        state_id = _model_state(conn, spec, label_ids)
+        parts, meta = [], {}
+        for r in todo:
+            if r.n_boxes:
+                image_ids = _frame_records(conn, project, r)
+                parts.append(Annotations.from_boxes(image_ids, r.boxes, label_ids[r.labels],
+                                                    r.scores))  # fmt: skip
+                if r.kind == "video":
+                    for fid in np.unique(image_ids).tolist():
+                        sel = image_ids == fid
+                        meta[fid] = {"track_ids": r.track_ids[sel].tolist(),
+                                     "detector": spec.label()}  # fmt: skip
+            meta[int(r.media_id or 0)] = {
+                settings.stamp_key: stamp(r, spec, settings, state_id, now)
+            }
+        ids = np.zeros(0, np.int64)
+        if parts:
+            ids = np.asarray(insert_predictions(conn, Annotations.concat(parts), state_id))
+        current.update(_metas(conn, [k for k in meta if k not in current]))
+        _set_meta(conn, current, meta)
+        stamped = [int(r.media_id or 0) for r in todo]
+        return Stored(state_id, ids, stamped, already)
+
+    return run_write(project.engine, write)
 
 
 def teardown(
@@ -235,55 +344,37 @@ def teardown(
     out_csv: str | Path | None = None,
     out_coco: str | Path | None = None,
 ) -> DetectReport:
-    """Write predictions, track ids and stamps into the project; CSV and COCO files."""
-    from annoloop.detect.outputs import write_coco, write_csv
-    from annoloop.geometry.annotations import Annotations
-
+    """Write predictions, track ids and stamps into the project (one transaction, see
+    :func:`store_results`); CSV and COCO files."""
     report = DetectReport(list(results), settings, spec.label())
-    attrs = {"label_attr": settings.label_attr, "confidence_attr": settings.confidence_attr}
-    if out_csv is not None:
-        report.out_csv = str(write_csv(results, out_csv, **attrs))
-    if out_coco is not None:
-        report.out_coco = str(write_coco(results, out_coco, **attrs))
-    if project is None:
-        return report
-    done = [r for r in results if r.ok and not r.skipped and r.media_id is not None]
-    if not done:
-        return report
-    label_ids = np.asarray(project.label_ids(spec.classes, create=True), np.int64)
-    state_id = _model_state(project, spec, label_ids)
-    report.model_state_id = state_id
-    parts, meta = [], {}
-    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    for r in done:
-        if r.n_boxes:
-            image_ids = _frame_records(project, r)
-            parts.append(Annotations.from_boxes(image_ids, r.boxes, label_ids[r.labels],
-                                                r.scores))  # fmt: skip
-            if r.kind == "video":
-                for fid in np.unique(image_ids).tolist():
-                    sel = image_ids == fid
-                    meta[fid] = {"track_ids": r.track_ids[sel].tolist(),
-                                 "detector": spec.label()}  # fmt: skip
-        meta[int(r.media_id)] = {
-            settings.stamp_key: {
-                "processed_at": now,
-                "model": spec.label(),
-                "model_version": spec.version,
-                "model_state_id": state_id,
-                "seconds": round(r.timings.total, 3),
-                "frames": r.frames_processed,
-                "boxes": r.n_boxes,
-                "tracks": r.n_tracks,
-                "label_attr": settings.label_attr,
-                "confidence_attr": settings.confidence_attr,
-            }
-        }
-    if parts:
-        ann = Annotations.concat(parts)
-        report.prediction_ids = np.asarray(project.add_predictions(ann, state_id))
-    _set_meta(project, meta)
+    write_files(report, out_csv, out_coco)
+    if project is not None:
+        stored = store_results(project, results, spec, settings)
+        report.model_state_id, report.prediction_ids = stored.model_state_id, stored.prediction_ids
+        mark_already(report.results, stored.already)
     return report
+
+
+def mark_already(results: Sequence[MediaResult], media_ids: Sequence[int]) -> None:
+    """Mark the results of media stamped meanwhile (by another run) as skipped."""
+    already = set(media_ids)
+    for r in results:
+        if r.media_id is not None and int(r.media_id) in already and not r.skipped:
+            r.skipped = True
+
+
+def write_files(
+    report: DetectReport, out_csv: str | Path | None, out_coco: str | Path | None
+) -> None:
+    """Write the report's boxes as CSV and / or COCO (names recorded in the report)."""
+    from annoloop.detect.outputs import write_coco, write_csv
+
+    s = report.settings
+    attrs = {"label_attr": s.label_attr, "confidence_attr": s.confidence_attr}
+    if out_csv is not None:
+        report.out_csv = str(write_csv(report.results, out_csv, **attrs))
+    if out_coco is not None:
+        report.out_coco = str(write_coco(report.results, out_coco, **attrs))
 
 
 def collect(futures: Iterable[Any], items: Sequence[MediaItem]) -> list[MediaResult]:

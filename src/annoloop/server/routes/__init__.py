@@ -5,6 +5,7 @@
 from annoloop.server.routes import (
     annotations,
     auth,
+    detections,
     exports,
     images,
     items,
@@ -32,4 +33,5 @@ MODULES = (
     jobs,
     pipelines,
     models,
+    detections,
 )
