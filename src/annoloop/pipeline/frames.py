@@ -258,7 +258,13 @@ class AnnoDataSource:
         return out
 
     def missing(self, rows: np.ndarray) -> np.ndarray:
-        return np.equal(self.values(rows), None)
+        out = rows >= len(self.kinds)  # work items without annotations
+        # boxes and points always have data: only rows with a shape are made to look
+        shaped = np.flatnonzero(~out)
+        shaped = shaped[~np.isin(self.kinds[rows[shaped]], (int(Kind.BBOX), int(Kind.POINT)))]
+        if shaped.size:
+            out[shaped] = np.equal(self.values(rows[shaped]), None)
+        return out
 
 
 def _label_lists(ids: np.ndarray, names: dict[int, str]) -> tuple[np.ndarray, np.ndarray]:
