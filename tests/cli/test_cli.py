@@ -181,7 +181,7 @@ def test_config_file_and_environment_precedence(
 def test_every_command_group_is_registered() -> None:
     out = run("--help")
     for group in ("import", "export", "labels", "pipe", "worker", "points", "models", "al",
-                  "detect", "experiment", "serve", "users", "demo"):  # fmt: skip
+                  "detect", "experiment", "serve", "users", "projects", "demo"):  # fmt: skip
         assert f" {group} " in out, group
 
 

@@ -1,5 +1,6 @@
-"""Server fixtures: a project with real photos, labels, tasks and one user per role, copied
-fresh for each test from a session template; the app over it; a TestClient; logins."""
+"""Server fixtures: a home project with real photos, labels, tasks, one user per role and two
+registered projects (alpha, beta) with their members, copied fresh for each test from a
+session template; the app over it; a TestClient; logins."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 
 from annoloop.server.settings import ServerSettings
 from annoloop.store import Project
-from tests.server.helpers import USERS, build_project
+from tests.server.helpers import USERS, add_projects, build_project
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -22,7 +23,8 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def template_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("server-template") / "proj"
-    build_project(folder).close()
+    with build_project(folder) as home:
+        add_projects(home)
     return folder
 
 

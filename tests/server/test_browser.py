@@ -17,11 +17,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from annoloop.server import create_app
-from annoloop.server.run import BackgroundServer
-from annoloop.server.settings import ServerSettings
-from annoloop.store import Project
-from tests.server.helpers import CATS_TASK, SHAPES_TASK, USERS
+from tests.server.helpers import CATS_TASK, SHAPES_TASK, USERS, served_copy
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = [
@@ -53,12 +49,8 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def served(template_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
     """The server over a fresh copy of the test project, shared by this module's tests."""
     folder = tmp_path_factory.mktemp("browser") / "proj"
-    shutil.copytree(template_project, folder)
-    with Project.open(folder) as project:
-        settings = ServerSettings(token_cache_seconds=0, pipe_poll_seconds=0.2)
-        app = create_app(project, settings=settings)
-        with BackgroundServer(app) as server:
-            yield server, project
+    with served_copy(template_project, folder, pipe_poll_seconds=0.2) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ mouse. Screenshots go where those of ``test_browser.py`` go.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,11 +19,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 import tests.server.test_browser as tb
-from annoloop.server import create_app
-from annoloop.server.run import BackgroundServer
-from annoloop.server.settings import ServerSettings
-from annoloop.store import Project
-from tests.server.helpers import SHAPES_TASK
+from tests.server.helpers import SHAPES_TASK, served_copy
 from tests.server.test_browser import api_get, log_in, open_task, shots, wait_saved
 
 pytestmark = tb.pytestmark
@@ -41,11 +36,8 @@ BUTTON_STEP = 1.25  # annotate.js: the "+" button and key
 @pytest.fixture(scope="module")
 def served(template_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
     folder = tmp_path_factory.mktemp("browser-shapes") / "proj"
-    shutil.copytree(template_project, folder)
-    with Project.open(folder) as project:
-        app = create_app(project, settings=ServerSettings(token_cache_seconds=0))
-        with BackgroundServer(app) as server:
-            yield server, project
+    with served_copy(template_project, folder) as served:
+        yield served
 
 
 @dataclass

@@ -1,5 +1,6 @@
-"""The server's CLI: ``annoloop users add/list/set/token/remove`` and ``annoloop serve`` (a
-real process on 127.0.0.1, stopped by the test), and the demo's serve step."""
+"""The server's CLI: ``annoloop users add/list/set/token/remove``, ``annoloop projects
+list/create/members/grant/revoke``, ``annoloop serve`` (a real process on 127.0.0.1, stopped by
+the test), and the demo's serve step."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from typer.testing import CliRunner
 
 from annoloop.cli.main import app
 from annoloop.server.run import free_port
+from annoloop.store import Project
 
 runner = CliRunner()
 
@@ -82,6 +84,59 @@ def test_a_cli_token_works_on_the_server(folder: Path) -> None:
         assert c.get("/api/me", headers={"Authorization": f"Bearer {token}"}).status_code == 401
 
 
+def test_projects_create_list_members_grant_revoke(folder: Path, tmp_path: Path) -> None:
+    p = str(folder)
+    rows = json.loads(run("projects", "list", "-p", p, "--json"))
+    assert [(r["name"], r["home"]) for r in rows] == [
+        ("server-test", True), ("alpha", False), ("beta", False)
+    ]  # fmt: skip
+    assert rows[1]["location"] == "projects/alpha" and rows[1]["members"] == 3
+    out = json.loads(run("projects", "create", "gamma", "--admin", "designer", "-p", p, "--json"))
+    assert out["name"] == "gamma" and out["location"] == "projects/gamma"
+    assert (folder / "projects" / "gamma" / "annoloop.db").is_file()
+    assert json.loads(run("projects", "members", "gamma", "-p", p, "--json")) == [
+        {"name": "designer", "role": "admin"}
+    ]
+    run("projects", "grant", "gamma", "ann", "--role", "designer", "-p", p)
+    run("projects", "grant", "gamma", "ann", "--role", "annotator", "-p", p)  # changed
+    members = {
+        m["name"]: m["role"]
+        for m in json.loads(run("projects", "members", "gamma", "-p", p, "--json"))
+    }
+    assert members == {"designer": "admin", "ann": "annotator"}
+    assert "no longer a member" in run("projects", "revoke", "gamma", "ann", "-p", p)
+    # a project that lives elsewhere: an existing one is registered as it is
+    elsewhere = tmp_path / "elsewhere"
+    Project.init(elsewhere, name="outside").close()
+    run("projects", "create", "outside", "--location", str(elsewhere), "-p", p)
+    listed = {r["name"]: r for r in json.loads(run("projects", "list", "-p", p, "--json"))}
+    assert listed["outside"]["location"] == str(elsewhere.resolve())
+    # errors: exit codes of the README
+    run("projects", "create", "../up", "-p", p, code=3)
+    run("projects", "create", "a/b", "-p", p, code=3)
+    run("projects", "create", "x" * 65, "-p", p, code=3)
+    run("projects", "create", "GAMMA", "-p", p, code=6)  # taken, ignoring case
+    run("projects", "create", "server-test", "-p", p, code=6)  # the home project's name
+    run("projects", "create", "delta", "--admin", "nobody", "-p", p, code=4)
+    assert not (folder / "projects" / "delta").exists()
+    run("projects", "grant", "gamma", "ann", "--role", "king", "-p", p, code=3)
+    run("projects", "grant", "gamma", "nobody", "-p", p, code=4)
+    run("projects", "grant", "nope", "ann", "-p", p, code=4)
+    run("projects", "revoke", "gamma", "ann", "-p", p, code=4)  # not a member any more
+    run("projects", "revoke", "server-test", "ann", "-p", p, code=6)  # everyone is a home member
+    # the server sees the CLI's registry
+    from fastapi.testclient import TestClient
+
+    from annoloop.server import create_app
+
+    with TestClient(create_app(folder)) as c:
+        r = c.post("/api/login", json={"name": "designer", "password": "designer-password"})
+        headers = {"Authorization": f"Bearer {r.json()['token']}"}
+        names = {x["name"]: x["role"] for x in c.get("/api/projects", headers=headers).json()}
+        assert names["gamma"] == "admin" and "outside" not in names
+        assert c.get("/api/projects/gamma/tasks", headers=headers).json() == []
+
+
 def test_serve_runs_until_stopped(folder: Path) -> None:
     port = free_port()
     root = Path(__file__).resolve().parents[2]
@@ -111,6 +166,9 @@ def test_serve_runs_until_stopped(folder: Path) -> None:
         proc.wait(20)
     out = proc.stdout.read() if proc.stdout else ""
     assert f"http://127.0.0.1:{port}/" in out
+    # the projects it serves, with their API
+    assert "server-test (home): API " in out
+    assert f"alpha: API http://127.0.0.1:{port}/api/projects/alpha/" in out
 
 
 def test_serve_refuses_a_missing_project(tmp_path: Path) -> None:

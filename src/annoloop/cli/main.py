@@ -18,6 +18,7 @@ from annoloop.cli import (
     models_cmd,
     pipe_cmd,
     points_cmd,
+    projects_cmd,
     serve_cmd,
     worker_cmd,
 )
@@ -54,7 +55,7 @@ worker_cmd.register(app)
 demo_cmd.register(app)
 
 # Command groups of the capabilities built on the foundation.
-for _module in (pipe_cmd, points_cmd, models_cmd, serve_cmd, detect_cmd):
+for _module in (pipe_cmd, points_cmd, models_cmd, serve_cmd, projects_cmd, detect_cmd):
     _module.register(app)
 
 

@@ -63,9 +63,12 @@ def serve(
 ) -> None:
     """Serve the project's REST API (/api/, spec at /openapi.json) and web UI until Ctrl-C.
 
-    The secret key that keys stored token hashes comes from env ANNOLOOP_SECRET_KEY.
+    PROJECT is the home project: its accounts are the server's, and the projects registered
+    in it (`annoloop projects create`) are served too, under /api/projects/NAME/. The secret
+    key that keys stored token hashes comes from env ANNOLOOP_SECRET_KEY.
     """
     from annoloop.server.auth import list_users
+    from annoloop.server.projects import list_projects
     from annoloop.server.run import serve as run_server
     from annoloop.server.run import url_for
     from annoloop.server.settings import MIB, ServerSettings
@@ -80,7 +83,12 @@ def serve(
             "[yellow]no users yet:[/] add one with "
             f"`annoloop users add admin --role admin -p {folder}`"
         )
-    console.print(f"serving [bold]{p.name}[/] on [bold]{url_for(host, port)}[/] (Ctrl-C stops)")
+    url = url_for(host, port)
+    console.print(f"serving [bold]{p.name}[/] on [bold]{url}[/] (Ctrl-C stops)")
+    console.print("projects (pick one in the UI's header):")
+    for entry in list_projects(p):
+        home = " (home)" if entry.home else ""
+        console.print(f"  [bold]{entry.name}[/]{home}: API {url.rstrip('/')}{entry.api}/")
     # The app closes the project it is given only if it opened it; this one is ours.
     try:
         run_server(p, host=host, port=port, settings=settings, log_level=log_level)

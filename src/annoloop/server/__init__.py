@@ -1,12 +1,14 @@
-"""annoloop.server: the REST API and web UI of one project (FastAPI + uvicorn).
+"""annoloop.server: the REST API and web UI of a home project and the projects registered in
+it (FastAPI + uvicorn).
 
 - :func:`create_app` builds the FastAPI app (``annoloop.server.app``).
 - :func:`serve` runs it with uvicorn (the service behind ``annoloop serve``).
 - :func:`add_user` creates an account (the service behind ``annoloop users add``).
 
-One app serves one project: the accounts live in the project's database, so membership of the
-project is having an account there. Importing this package is cheap: FastAPI is imported only
-when an app is made.
+One app serves a home project, whose database holds the server's accounts and its registry of
+other projects with their members (:mod:`annoloop.server.projects`); every API route acts on
+the home project under ``/api/`` and on project NAME under ``/api/projects/NAME/``. Importing
+this package is cheap: FastAPI is imported only when an app is made.
 """
 
 from __future__ import annotations

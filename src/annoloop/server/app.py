@@ -1,7 +1,10 @@
 """The FastAPI app: API routers under ``/api/``, the OpenAPI spec at ``/openapi.json`` (for
 logged-in users), the web UI at ``/`` and ``/static/``.
 
-Every route but ``POST /api/login`` and the static UI needs a user (see :mod:`.deps`).
+Every route but ``POST /api/login`` and the static UI needs a user (see :mod:`.deps`). The
+routers of :data:`routes.MODULES` are mounted twice: under ``/api`` for the home project and
+under ``/api/projects/{project}`` for any project of the server (``routes.projects`` lists the
+projects and manages membership).
 annoloop errors map to HTTP statuses: InvalidInput 422, NotFound 404, AccessDenied 403,
 Conflict and AlreadyExists 409, MissingDependency 501; the body is
 ``{"detail": message, "where": place or null, "error": class name}``.
@@ -31,11 +34,13 @@ from annoloop.errors import (
 )
 from annoloop.server.auth import LoginGuard, TokenStore
 from annoloop.server.context import ServerContext
-from annoloop.server.deps import current_user
+from annoloop.server.deps import current_user, project_param
+from annoloop.server.home import ServerHome
 from annoloop.server.middleware import BodyLimit, SecurityHeaders
 from annoloop.server.settings import ServerSettings
 
 STATIC = Path(__file__).parent / "static"
+PROJECT_PREFIX = "/api/projects/{project}"
 _STATUS: tuple[tuple[type[AnnoloopError], int], ...] = (
     (InvalidInput, 422),
     (NotFound, 404),
@@ -73,13 +78,16 @@ def create_app(
     secret_key: str | bytes | None = None,
     settings: ServerSettings | None = None,
 ) -> FastAPI:
-    """The app serving one project (a ``Project``, a project folder or a database URL).
+    """The app serving a home project (a ``Project``, a project folder or a database URL)
+    and the projects registered in it (:mod:`annoloop.server.projects`).
 
     ``secret_key`` keys the stored token hashes (HMAC-SHA-256; changing it ends every session
     and API key); without it tokens are stored as plain SHA-256. A project opened here is
-    closed when the app shuts down; a ``Project`` passed in stays open.
+    closed when the app shuts down (so are the registered projects, opened on first use); a
+    ``Project`` passed in stays open.
     """
     from annoloop.server import routes
+    from annoloop.server.routes import projects as projects_routes
 
     settings = settings or ServerSettings()
     if secret_key is None:
@@ -97,37 +105,40 @@ def create_app(
         guard=LoginGuard(settings.login_attempts, settings.login_window_seconds),
         owns_project=owned,
     )
+    server = ServerHome(ctx)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> Any:
-        if settings.drive_pipes:
-            from annoloop.server.pipes import PipeDriver
-
-            ctx.pipes = PipeDriver(project, poll=settings.pipe_poll_seconds).start()
+        server.start()
         try:
             yield
         finally:
-            ctx.background.shutdown()
-            if ctx.pipes is not None:
-                ctx.pipes.stop()
-                ctx.pipes = None
-            if ctx.owns_project:
-                project.close()
+            server.close()
 
     app = FastAPI(
         title=f"annoloop: {project.name}",
         version=__version__,
         description="Machine-assisted image annotation: labels, images, annotation tasks and "
-        "work items, annotations, exports, jobs, pipelines, models and statistics of one project.",
+        "work items, annotations, exports, jobs, pipelines, models and statistics. Routes under "
+        "/api act on the home project; the same routes under /api/projects/{project} act on "
+        "that project, for its members.",
         docs_url=None,  # the interactive docs load scripts from a CDN; the spec is enough
         redoc_url=None,
         openapi_url=None,  # served below, behind login
         lifespan=lifespan,
     )
-    app.state.ctx = ctx
+    app.state.server = server
+    app.state.ctx = ctx  # the home context
     _add_error_handlers(app)
+    app.include_router(projects_routes.router, prefix="/api")
     for module in routes.MODULES:
         app.include_router(module.router, prefix="/api")
+    # Every router once more per project: the {project} path parameter picks the context
+    # (deps.get_ctx) and the caller's role in it (deps.current_user).
+    for module in routes.MODULES:
+        app.include_router(
+            module.router, prefix=PROJECT_PREFIX, dependencies=[Depends(project_param)]
+        )
 
     @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(current_user)])
     def openapi_spec() -> JSONResponse:

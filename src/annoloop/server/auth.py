@@ -1,8 +1,11 @@
-"""Users, roles, passwords and tokens, kept in the project's ``user`` and ``api_token`` tables.
+"""Users, roles, passwords and tokens, kept in the home project's ``user`` and ``api_token``
+tables (the project given to ``annoloop serve``; its database is the server's registry).
 
 - Roles rank ``annotator < designer < admin``; a route that needs a role accepts any higher one.
-- Membership is implicit: one server serves one project, and the accounts live in that
-  project's database, so an account *is* a membership of the project.
+- Accounts are server-wide. An account's ``role`` is its role in the home project (every
+  account is a member of it); its roles in the server's other projects are memberships, kept
+  in the ``membership`` table (:mod:`annoloop.server.projects`). Home admins are the server's
+  admins.
 - Passwords are hashed with scrypt (stdlib ``hashlib.scrypt``, 16-byte random salt, parameters
   stored with the hash so they can be raised later).
 - Tokens are random (``secrets``); only their SHA-256 (HMAC-SHA-256 with the server's secret
@@ -252,7 +255,10 @@ def _keep_one_admin(conn: Any, leaving_id: int) -> None:
 
 
 def remove_user(project: Any, name: str) -> None:
-    """Delete an account and its tokens (its annotations keep the name as author)."""
+    """Delete an account, its tokens and its memberships; its annotations keep the name as
+    author."""
+    from annoloop.store.schema import membership
+
     user, api_token = _tables()
 
     def delete(conn: Any) -> None:
@@ -262,6 +268,7 @@ def remove_user(project: Any, name: str) -> None:
         if row.role == "admin":
             _keep_one_admin(conn, int(row.id))
         conn.execute(api_token.delete().where(api_token.c.user_id == row.id))
+        conn.execute(membership.delete().where(membership.c.user_id == row.id))
         conn.execute(user.delete().where(user.c.id == row.id))
 
     _write(project, delete)

@@ -93,7 +93,9 @@ def _item_dict(item: Any) -> dict[str, Any]:
     }
 
 
-def _read_item_parts(project: Any, item: Any, with_proposals: bool) -> dict[str, Any]:
+def _read_item_parts(
+    project: Any, item: Any, with_proposals: bool, api: str = "/api"
+) -> dict[str, Any]:
     """Meta, image row and proposals of an item in one read transaction."""
     import sqlalchemy as sa
 
@@ -125,20 +127,25 @@ def _read_item_parts(project: Any, item: Any, with_proposals: bool) -> dict[str,
             "name": posixpath.basename(location.rstrip("/")),
             "width": width,
             "height": height,
-            "url": f"/api/images/{item.image_id}/file",
-            "thumb": f"/api/images/{item.image_id}/thumb",
+            "url": f"{api}/images/{item.image_id}/file",
+            "thumb": f"{api}/images/{item.image_id}/thumb",
         },
         "proposals": proposals,
     }
 
 
 def item_payload(
-    project: Any, item: Any, *, show_proposals: bool = True, with_annotations: bool = False
+    project: Any,
+    item: Any,
+    *,
+    show_proposals: bool = True,
+    with_annotations: bool = False,
+    api: str = "/api",
 ) -> dict[str, Any]:
-    """What the annotate page needs for one item: the item, its image, the saved draft, the
-    current models' proposals (``ref`` = ``"p<prediction id>"``) and, on request, the
-    annotations written for the item."""
-    parts = _read_item_parts(project, item, show_proposals)
+    """What the annotate page needs for one item: the item, its image (URLs under the
+    project's API prefix ``api``), the saved draft, the current models' proposals (``ref`` =
+    ``"p<prediction id>"``) and, on request, the annotations written for the item."""
+    parts = _read_item_parts(project, item, show_proposals, api)
     proposals = []
     for row in frame_to_shapes(parts["proposals"], ("model_state_id",)):
         row["ref"] = f"p{row['id']}"

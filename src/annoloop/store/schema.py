@@ -275,3 +275,38 @@ api_token = sa.Table(
     sa.Column("token_hash", sa.String(128), nullable=False, unique=True),
     _created(),
 )
+
+# -- server registry (migration 0004) ----------------------------------------------------------
+# Only the home project's database uses these: the projects one server serves besides itself,
+# and the accounts' roles in them (an account's own ``role`` is its role in the home project).
+server_project = sa.Table(
+    "server_project",
+    metadata,
+    _id(),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    # a folder (relative to the home project's folder, or absolute) or a database URL
+    sa.Column("location", sa.Text(), nullable=False),
+    _created(),
+    sa.Column("created_by", sa.String(200)),
+)
+
+membership = sa.Table(
+    "membership",
+    metadata,
+    sa.Column(
+        "user_id",
+        BigId,
+        sa.ForeignKey("user.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column(
+        "project_id",
+        BigId,
+        sa.ForeignKey("server_project.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("role", sa.String(50), nullable=False),
+    _created(),
+    sa.CheckConstraint("role IN ('annotator', 'designer', 'admin')", name="role"),
+    sa.Index("ix_membership_project_id", "project_id"),
+)

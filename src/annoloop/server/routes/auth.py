@@ -1,4 +1,7 @@
-"""Login (the one API route open without a token), logout, the caller, passwords, API keys."""
+"""Login (the one API route open without a token), logout, the caller, passwords, API keys.
+
+Accounts are server-wide (kept in the home project): logging in under any project prefix is
+the same login, and ``/api/me`` names the caller's role in the request's project."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from annoloop.errors import AccessDenied
 from annoloop.server import auth as accounts
-from annoloop.server.deps import COOKIE_NAME, AnyUser, Ctx, request_token
+from annoloop.server.deps import COOKIE_NAME, AnyUser, Ctx, HomeCtx, request_token
 
 router = APIRouter(tags=["auth"])
 
@@ -29,14 +32,14 @@ class PasswordIn(BaseModel):
 
 
 @router.post("/login")
-def login(body: LoginIn, ctx: Ctx, response: Response) -> dict:
+def login(body: LoginIn, ctx: HomeCtx, response: Response) -> dict:
     """Check name and password; returns a session token and sets it as an HttpOnly cookie.
 
     Too many failures for one name in a short time answer 429 for a while."""
     if ctx.guard.blocked(body.name):
         raise HTTPException(429, "too many failed logins for this user; wait a minute")
     try:
-        user = accounts.authenticate(ctx.project, body.name, body.password)
+        user = accounts.authenticate(ctx.accounts, body.name, body.password)
     except AccessDenied:
         ctx.guard.failed(body.name)
         raise HTTPException(401, "wrong user name or password") from None
@@ -66,7 +69,7 @@ def logout(user: AnyUser, ctx: Ctx, request: Request, response: Response) -> dic
 
 @router.get("/me")
 def me(user: AnyUser) -> dict:
-    """The logged-in user."""
+    """The logged-in user, with their role in the request's project."""
     return user.as_dict()
 
 
@@ -74,10 +77,10 @@ def me(user: AnyUser) -> dict:
 def change_password(body: PasswordIn, user: AnyUser, ctx: Ctx) -> dict:
     """Change one's own password (the old one is checked); every token of the user ends."""
     try:
-        accounts.authenticate(ctx.project, user.name, body.old)
+        accounts.authenticate(ctx.accounts, user.name, body.old)
     except AccessDenied:
         raise HTTPException(403, "the current password is wrong") from None
-    accounts.update_user(ctx.project, user.name, password=body.new)
+    accounts.update_user(ctx.accounts, user.name, password=body.new)
     ctx.tokens.clear_cache()
     return {"ok": True}
 

@@ -81,7 +81,7 @@ def export(body: ExportIn, user: Designer, ctx: Ctx) -> dict:
         "images": report.images,
         "annotations": report.annotations,
         "dropped": report.dropped,
-        "download": f"/api/exports/{job_id}/download",
+        "download": f"{ctx.api}/exports/{job_id}/download",
     }
     project.update_job(job_id, state="finished", progress_done=1, message="done", result=result)
     return {"job_id": job_id, **result}

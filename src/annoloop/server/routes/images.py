@@ -25,8 +25,9 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 MAX_FILES = 500
 
 
-def image_rows(frame) -> list[dict]:
-    """Image records as JSON rows (name = the file name, urls of the file and thumbnail)."""
+def image_rows(frame, api: str = "/api") -> list[dict]:
+    """Image records as JSON rows (name = the file name, urls of the file and thumbnail under
+    the project's API prefix ``api``)."""
     ids = frame["id"].tolist()
     locs = frame["location"].tolist()
     widths, heights = frame["width"].tolist(), frame["height"].tolist()
@@ -40,8 +41,8 @@ def image_rows(frame) -> list[dict]:
             "height": int(h),
             "checksum": json_value(c),
             "frame": json_value(f),
-            "url": f"/api/images/{int(i)}/file",
-            "thumb": f"/api/images/{int(i)}/thumb",
+            "url": f"{api}/images/{int(i)}/file",
+            "thumb": f"{api}/images/{int(i)}/thumb",
         }
         for i, loc, w, h, c, f in zip(ids, locs, widths, heights, sums, frames, strict=True)
     ]
@@ -52,7 +53,7 @@ def one_image(ctx: Ctx, image_id: int) -> dict:
     frame = ctx.project.images([image_id])
     if len(frame) == 0:
         raise NotFound(f"no image with id {image_id}")
-    return image_rows(frame)[0]
+    return image_rows(frame, ctx.api)[0]
 
 
 @router.get("/images")
@@ -64,7 +65,7 @@ def list_images(
 ) -> dict:
     """A page of images (ordered by id) and the total count."""
     frame = ctx.project.images()
-    return {"total": len(frame), "items": image_rows(frame.iloc[offset : offset + limit])}
+    return {"total": len(frame), "items": image_rows(frame.iloc[offset : offset + limit], ctx.api)}
 
 
 @router.get("/images/{image_id}")
@@ -115,7 +116,7 @@ def upload_images(
         if not paths:
             raise InvalidInput("no files", "files")
         ids = ctx.project.add_images(paths, copy=True)
-    return {"images": image_rows(ctx.project.images(ids))}
+    return {"images": image_rows(ctx.project.images(ids), ctx.api)}
 
 
 @router.get("/images/{image_id}/file")

@@ -71,7 +71,11 @@ def get_item(item_id: PathId, user: Annotator, ctx: Ctx) -> dict:
     item = _item_for(ctx, item_id, user)
     task = work.task_settings(ctx.project, item.task_id)
     return work.item_payload(
-        ctx.project, item, show_proposals=task["show_proposals"], with_annotations=True
+        ctx.project,
+        item,
+        show_proposals=task["show_proposals"],
+        with_annotations=True,
+        api=ctx.api,
     )
 
 

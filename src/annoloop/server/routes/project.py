@@ -1,4 +1,4 @@
-"""The project this server serves, and what the UI needs to know about the server."""
+"""The project a request acts on, and what the UI needs to know about the server."""
 
 from __future__ import annotations
 
@@ -12,10 +12,13 @@ router = APIRouter(tags=["project"])
 
 @router.get("/project")
 def project_info(user: AnyUser, ctx: Ctx) -> dict:
-    """Name, annoloop version, the caller, and limits the UI honours."""
+    """Name, whether it is the home project, its API prefix, annoloop version, the caller
+    (with their role in this project), and limits the UI honours."""
     s = ctx.settings
     return {
         "name": ctx.project.name,
+        "home": ctx.is_home,
+        "api": ctx.api,
         "version": __version__,
         "user": user.as_dict(),
         "limits": {

@@ -105,7 +105,7 @@ def next_item(
     item = ctx.project.next_item(task_id, user.name, lock_seconds=seconds)
     if item is None:
         return Response(status_code=204)
-    return work.item_payload(ctx.project, item)
+    return work.item_payload(ctx.project, item, api=ctx.api)
 
 
 @router.get("/tasks/{task_id}/items")

@@ -1,5 +1,43 @@
 // Talking to the annoloop API: JSON requests with the session cookie, errors as ApiError,
-// and DraftSaver, which saves an item's work after every change and never loses it.
+// the chosen project (every project-scoped call goes to /api/projects/NAME/...), and
+// DraftSaver, which saves an item's work after every change and never loses it.
+
+// -- the chosen project ------------------------------------------------------------------------
+// null = the home project (/api/...). The choice is kept in localStorage across reloads.
+const PROJECT_KEY = "annoloop.project";
+// Server-wide routes (accounts, the project list): the same whatever project is chosen.
+const SERVER_WIDE = /^\/api\/(login|logout|tokens|users|projects)(\/|\?|$)/;
+let project = readProject();
+
+function readProject() {
+  try {
+    return localStorage.getItem(PROJECT_KEY) || null;
+  } catch {
+    return null;
+  }
+}
+
+export function currentProject() {
+  return project;
+}
+
+// Choose the project the UI works in (null: the home project) and remember it.
+export function setProject(name) {
+  project = name || null;
+  try {
+    if (project) localStorage.setItem(PROJECT_KEY, project);
+    else localStorage.removeItem(PROJECT_KEY);
+  } catch {
+    // storage disabled: the choice lasts until the page is reloaded
+  }
+}
+
+// The URL of an API path in the chosen project: "/api/images/3/file" becomes
+// "/api/projects/NAME/images/3/file". URLs the server made (already scoped) stay as they are.
+export function apiPath(path) {
+  if (!project || !path.startsWith("/api/") || SERVER_WIDE.test(path)) return path;
+  return `/api/projects/${encodeURIComponent(project)}${path.slice(4)}`;
+}
 
 export class ApiError extends Error {
   constructor(status, body) {
@@ -31,7 +69,7 @@ export async function api(method, path, body, { raw = false } = {}) {
   }
   let response;
   try {
-    response = await fetch(path, opts);
+    response = await fetch(apiPath(path), opts);
   } catch (err) {
     throw new ApiError(0, { detail: `network error: ${err.message}` });
   }
@@ -72,8 +110,9 @@ export class DraftSaver {
     window.addEventListener("online", this.onOnline);
   }
 
+  // Item ids repeat across projects: a draft is kept per project (the home keeps the old key).
   static key(itemId) {
-    return `annoloop.draft.${itemId}`;
+    return project ? `annoloop.draft.${project}.${itemId}` : `annoloop.draft.${itemId}`;
   }
 
   static loadLocal(itemId) {

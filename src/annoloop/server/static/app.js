@@ -1,9 +1,10 @@
 // The annoloop web UI: a hash router over a few pages. Pages: login, tasks (home), annotate,
 // review, images, pipelines, models, statistics, jobs, users. Every call goes through /api with the session
-// cookie set at login.
+// cookie set at login; the project switcher in the header sends the project-scoped ones to
+// /api/projects/NAME/ (api.js) and remembers the choice.
 
 import { annotatePage } from "./annotate.js";
-import { api } from "./api.js";
+import { api, apiPath, currentProject, setProject } from "./api.js";
 import { modelsPage } from "./models.js";
 import { pipePage, pipesPage } from "./pipes.js";
 import { reviewPage } from "./review.js";
@@ -21,6 +22,57 @@ function go(hash) {
 }
 
 // -- chrome ---------------------------------------------------------------------------------
+// The project switcher: the caller's projects (GET /api/projects); choosing one reloads the
+// project's info (the caller's role there) and shows its tasks.
+async function renderProjects() {
+  const select = document.getElementById("project-switch");
+  const name = document.getElementById("project-name");
+  if (!app.user) {
+    select.hidden = true;
+    clear(select);
+    return;
+  }
+  let projects = [];
+  try {
+    projects = await api("GET", "/api/projects");
+  } catch {
+    projects = [];
+  }
+  clear(select).append(
+    ...projects.map((p) =>
+      h("option", { value: p.name, dataset: { home: p.home ? "1" : "" }, selected: app.project && p.name === app.project.name }, `${p.name} (${p.role})`),
+    ),
+  );
+  select.hidden = projects.length < 2;
+  name.hidden = !select.hidden;
+  select.dataset.current = app.project ? app.project.name : "";
+}
+
+async function switchProject(name, isHome) {
+  setProject(isHome ? null : name);
+  app.project = await api("GET", "/api/project");
+  app.user = app.project.user;
+  renderNav();
+  go("#/tasks");
+  await renderProjects();
+}
+
+document.getElementById("project-switch").addEventListener("change", (e) => {
+  const option = e.target.selectedOptions[0];
+  switchProject(option.value, option.dataset.home === "1").catch((err) => toast(err.message, "error"));
+});
+
+// The chosen project's info; a project the caller can no longer see (404) falls back to home.
+async function loadProject() {
+  try {
+    return await api("GET", "/api/project");
+  } catch (err) {
+    if (err.status !== 404 || !currentProject()) throw err;
+    setProject(null);
+    return api("GET", "/api/project");
+  }
+}
+
 function renderNav() {
   const nav = clear(document.getElementById("nav"));
   document.getElementById("project-name").textContent = app.project ? app.project.name : "";
@@ -29,7 +81,8 @@ function renderNav() {
   const links = [["#/tasks", "Tasks"]];
   if (isDesigner()) links.push(["#/images", "Images"], ["#/pipes", "Pipelines"], ["#/models", "Models"], ["#/jobs", "Jobs"]);
   links.push(["#/stats", "Statistics"]);
-  if (app.user.role === "admin") links.push(["#/users", "Users"]);
+  // Accounts are server-wide: managed from the home project (by its admins).
+  if (app.user.role === "admin" && (!app.project || app.project.home)) links.push(["#/users", "Users"]);
   for (const [href, text] of links) nav.append(h("a", { href }, text));
   who.append(
     `${app.user.name} (${app.user.role}) `,
@@ -45,6 +98,7 @@ async function logout() {
   }
   app.user = null;
   renderNav();
+  renderProjects();
   go("#/login");
 }
 
@@ -61,11 +115,12 @@ function loginPage(root) {
         e.preventDefault();
         error.textContent = "";
         try {
-          const out = await api("POST", "/api/login", { name: name.value, password: password.value });
-          app.user = out.user;
-          app.project = await api("GET", "/api/project");
+          await api("POST", "/api/login", { name: name.value, password: password.value });
+          app.project = await loadProject();
+          app.user = app.project.user; // the role in the chosen project
           renderNav();
           go("#/tasks");
+          renderProjects(); // not awaited: the page must not wait for the switcher
         } catch (err) {
           error.textContent = err.message;
         }
@@ -187,7 +242,7 @@ async function imagesPage(root) {
 
 async function statsPage(root) {
   const stats = await api("GET", "/api/stats");
-  const img = h("img", { id: "stats-plot", class: "plot", alt: "statistics plot", src: `/api/stats/plot.png?t=${Date.now()}` });
+  const img = h("img", { id: "stats-plot", class: "plot", alt: "statistics plot", src: apiPath(`/api/stats/plot.png?t=${Date.now()}`) });
   const rows = [
     ["images", stats.images],
     ["labels", stats.labels],
@@ -340,13 +395,14 @@ async function route() {
 window.addEventListener("annoloop:unauthorized", () => {
   app.user = null;
   renderNav();
+  renderProjects();
   if (location.hash !== "#/login") go("#/login");
 });
 window.addEventListener("hashchange", route);
 
 async function start() {
   try {
-    app.project = await api("GET", "/api/project");
+    app.project = await loadProject();
     app.user = app.project.user;
   } catch {
     app.user = null;
@@ -354,6 +410,7 @@ async function start() {
   renderNav();
   if (app.user && location.hash === "#/login") location.hash = "#/tasks";
   route();
+  renderProjects();
 }
 
 start();

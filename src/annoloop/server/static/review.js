@@ -1,7 +1,7 @@
 // The review page: finished items of a task with their annotations; a reviewer deletes wrong
 // shapes, then accepts the item or rejects it (the image goes back into the task).
 
-import { api } from "./api.js";
+import { api, apiPath } from "./api.js";
 import { paintSwatches } from "./annotate.js";
 import { Editor } from "./editor.js";
 import { clear, fmtTime, h, toast } from "./ui.js";
@@ -39,7 +39,7 @@ export async function reviewPage(root, app, taskId) {
         h(
           "li",
           { class: `review-row ${verdict}`, dataset: { item: item.id }, onclick: () => openItem(item.id) },
-          h("img", { src: `/api/images/${item.image_id}/thumb?size=64`, alt: "", loading: "lazy" }),
+          h("img", { src: apiPath(`/api/images/${item.image_id}/thumb?size=64`), alt: "", loading: "lazy" }),
           h("span", {}, `#${item.id} · ${item.state} · ${item.locked_by || ""}`),
           h("span", { class: "muted small" }, ` ${verdict} · ${fmtTime(item.finished_at)}`),
         ),
