@@ -169,3 +169,19 @@ def test_storage_url_outside_the_folder(tmp_path, photos):
     (tmp_path / "p" / "annoloop.yaml").write_text("name: p\nstorage_url: ../shared-media\n")
     with Project.open(tmp_path / "p") as p:
         assert p.media.local_path() == media
+
+
+def test_projects_created_in_parallel_threads_all_migrate(tmp_path):
+    """Alembic's migration context is global to the process: threads that create projects at
+    once (a server creating projects for two requests) take turns instead of failing."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from annoloop.store import Project
+
+    def create(i: int) -> int:
+        with Project.init(tmp_path / f"p{i}") as p:
+            p.add_labels([f"label{i}"])
+            return len(p.labels())
+
+    with ThreadPoolExecutor(6) as pool:
+        assert list(pool.map(create, range(6))) == [1] * 6

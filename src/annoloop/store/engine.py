@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.resources
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,6 +30,9 @@ BUSY_TIMEOUT_S = 30.0
 # index pages in memory instead of spilling them.
 SQLITE_CACHE_KIB = 65536
 _WRITE_OPTION = "annoloop_write"
+# Alembic's migration context is module-global: two threads migrating two databases at once
+# would run each other's operations, so migrations in one process take turns.
+_ALEMBIC_LOCK = threading.Lock()
 
 
 def normalize_url(url: str) -> str:
@@ -221,7 +225,7 @@ def upgrade(engine: Engine, revision: str = "head") -> str:
         )
 
     def migrate(conn: Connection) -> None:
-        with _alembic_config(conn) as cfg:
+        with _ALEMBIC_LOCK, _alembic_config(conn) as cfg:
             command.upgrade(cfg, revision)
 
     run_write(engine, migrate)
@@ -233,7 +237,7 @@ def downgrade(engine: Engine, revision: str) -> str:
     from alembic import command
 
     def migrate(conn: Connection) -> None:
-        with _alembic_config(conn) as cfg:
+        with _ALEMBIC_LOCK, _alembic_config(conn) as cfg:
             command.downgrade(cfg, revision)
 
     run_write(engine, migrate)
