@@ -128,3 +128,25 @@ def test_a_media_that_cannot_be_downloaded_is_reported_and_the_rest_go_on(
     assert len(report.processed) == 3
     metas = served.project.images()["meta"]
     assert [isinstance(m, dict) and detect.STAMP_KEY in m for m in metas] == [1, 1, 1, 0]
+
+
+def test_remote_detect_into_another_project_of_the_server(served: Served, tmp_path: Path) -> None:
+    """A project's API URL, as ``annoloop serve`` prints it, sends setup and teardown to that
+    project of a multi-project server; members only."""
+    from annoloop.server.projects import create_project, open_project
+
+    entry = create_project(served.project, "alpha", created_by="des")
+    alpha = open_project(served.project, entry)
+    try:
+        alpha.add_images([photo_path(n) for n in PORTRAITS[:2]])
+        url = f"{served.url}/api/projects/alpha/"
+        report = detect.run("mtcnn", server=url, token=served.designer_key,
+                            cache_dir=tmp_path / "cache", **OPTIONS)  # fmt: skip
+        assert len(report.processed) == 2 and not report.failed
+        assert len(alpha.predictions()) == 2 and len(served.project.predictions()) == 0
+        with pytest.raises(NotFound, match="no project 'alpha'"):  # not a member of alpha
+            detect.run("mtcnn", server=url, token=served.annotator_key, **OPTIONS)
+        with pytest.raises(InvalidInput, match=r"project's API URL"):
+            detect.run("mtcnn", server=f"{served.url}/elsewhere", token="alk_x", **OPTIONS)
+    finally:
+        alpha.close()

@@ -59,7 +59,7 @@ class RemoteProject:
             raise InvalidInput(f"the server must be an http(s) URL, got {url!r}", "server")
         if not token or not isinstance(token, str):
             raise InvalidInput("remote mode needs an API key (annoloop users token NAME)", "token")
-        self.url = url.rstrip("/")
+        self.url, self.api = _split_api_url(url)
         self.timeout = float(timeout)
         self._http = httpx.Client(
             base_url=self.url, headers={"Authorization": f"Bearer {token.strip()}"},
@@ -78,11 +78,12 @@ class RemoteProject:
         self.close()
 
     def __repr__(self) -> str:
-        return f"RemoteProject({self.url!r})"
+        return f"RemoteProject({self.url + self.api!r})"
 
     def _send(self, method: str, path: str, **kw: Any) -> Any:
         """The response to a request, or the annoloop error its failure means."""
         httpx = lazy_import("httpx", "server")
+        path = self.api + path.removeprefix("/api")
         what = f"{method} {self.url}{path}"
         try:
             response = self._http.request(method, path, **kw)
@@ -102,7 +103,8 @@ class RemoteProject:
             return response.json()
         except ValueError:
             raise AnnoloopError(
-                f"{method} {self.url}{path}: the answer is not JSON; is this an annoloop server?"
+                f"{method} {self.url}{self.api}{path.removeprefix('/api')}: the answer is not "
+                "JSON; is this an annoloop server?"
             ) from None
 
     # -- what remote detection needs --------------------------------------------------------
@@ -140,7 +142,7 @@ class RemoteProject:
 
     def media_url(self, image_id: int) -> str:
         """The URL of an image's original file."""
-        return f"{self.url}/api/images/{int(image_id)}/file"
+        return f"{self.url}{self.api}/images/{int(image_id)}/file"
 
     def download(self, image: dict[str, Any], folder: Path) -> Path:
         """The original file of ``image`` (a record of :meth:`images`) in ``folder``; a file
@@ -205,6 +207,27 @@ def _error(response: Any, what: str) -> AnnoloopError:
         where = body.get("where") if isinstance(body, dict) else None
         return InvalidInput(f"{detail} ({status})", where or what)
     return AnnoloopError(f"{what}: HTTP {status}: {detail}")
+
+
+def _split_api_url(url: str) -> tuple[str, str]:
+    """``(server URL, API prefix)``: a server's URL means its home project (``/api``); a
+    project's API URL as ``annoloop serve`` prints it (``.../api/projects/NAME/``) means that
+    project."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    path = parts.path.rstrip("/")
+    base = f"{parts.scheme}://{parts.netloc}"
+    if path in ("", "/api"):
+        return base, "/api"
+    head, _, name = path.rpartition("/")
+    if head.endswith("/api/projects") and name and name not in (".", ".."):
+        return base + head.removesuffix("/api/projects"), f"/api/projects/{name}"
+    raise InvalidInput(
+        f"expected a server URL (http://HOST:PORT) or a project's API URL "
+        f"(http://HOST:PORT/api/projects/NAME/), got {url!r}",
+        "server",
+    )
 
 
 def connect(server: Any, token: str | None) -> RemoteProject:
