@@ -143,41 +143,79 @@ def parse_shapes(kinds: np.ndarray, texts: np.ndarray) -> np.ndarray:
 # -- reading -----------------------------------------------------------------------------------
 
 
-def _read_annotations(conn: Connection, where: str, params: list[Any]) -> dict[str, Any]:
+def _read_annotations(
+    conn: Connection, where: str, params: list[Any], task_ids: list[int]
+) -> dict[str, Any]:
     """The annotations' columns (bulk.read_columns: Arrow through connectorx for large SQLite
-    reads when it is installed, a binary COPY on PostgreSQL); text columns as categoricals."""
+    reads when it is installed, a binary COPY on PostgreSQL); text columns as categoricals.
+    The task column is read only when there are several tasks (else the filter says it)."""
+    one_task = len(task_ids) == 1
     columns = [
-        *[(n, s, k) for n, s, k in _NUMERIC],
+        *[(n, s, k) for n, s, k in _NUMERIC if not (one_task and n == "task_id")],
         *[(n, f"t.{n}", "category") for n in _TEXT],
         ("shape", "t.shape", "sparse"),
     ]
-    return dict(bulk.read_columns(conn, "annotation", where, params, columns))
+    out = dict(bulk.read_columns(conn, "annotation", where, params, columns))
+    if one_task:
+        out["task_id"] = np.full(len(out["id"]), task_ids[0], dtype=np.int64)
+    return out
+
+
+def unique_ids(ids: np.ndarray) -> np.ndarray:
+    """Sorted distinct ids (non-negative): a presence table when they are dense enough,
+    which is linear, else a sort."""
+    if ids.size and ids.min() >= 0 and ids.max() < 4 * ids.size + 1024:
+        present = np.zeros(int(ids.max()) + 1, dtype=bool)
+        present[ids] = True
+        return np.flatnonzero(present)
+    return np.unique(ids)
+
+
+def positions(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Where each of ``ids`` stands in ``sorted_ids``: a lookup table when the ids are dense
+    enough, else a binary search. An id that is not there gets some position in range
+    (the caller checks ``sorted_ids[pos] == ids`` where that can happen)."""
+    if not sorted_ids.size:
+        return np.zeros(len(ids), dtype=np.int64)
+    if sorted_ids[-1] < 4 * ids.size + 1024 and sorted_ids[0] >= 0:
+        table = np.zeros(int(sorted_ids[-1]) + 1, dtype=np.int64)
+        table[sorted_ids] = np.arange(sorted_ids.size)
+        return table[np.clip(ids, 0, len(table) - 1)]
+    return np.minimum(np.searchsorted(sorted_ids, ids), sorted_ids.size - 1)
 
 
 def _image_lookup(
     conn: Connection, ids: np.ndarray, media: Any
 ) -> tuple[np.ndarray, list[str], np.ndarray]:
     """Sorted unique image ids, their full paths (local) or URLs, and frame numbers."""
-    uniq = np.unique(ids)
-    paths: list[str] = []
+    uniq = unique_ids(ids)
     frames = np.full(len(uniq), np.nan)
     if not uniq.size:
-        return uniq, paths, frames
+        return uniq, [], frames
     root = media.local_path()
-    prefix = str(root) if root is not None else str(media)
-    found: dict[int, tuple[str, Any]] = {}
-    chunk = 50_000
-    for start in range(0, uniq.size, chunk):
-        sql, params = bulk.in_filter(conn, "id", uniq[start : start + chunk].tolist())
-        for i, loc, frame in bulk.fetch_rows(
-            conn, f"SELECT id, location, frame FROM image WHERE {sql}", params
-        ):
-            found[int(i)] = (loc, frame)
-    for k, image_id in enumerate(uniq.tolist()):
-        loc, frame = found.get(image_id, ("", None))
-        paths.append(loc if "://" in loc or loc.startswith("/") else f"{prefix}/{loc}")
-        if frame is not None:
-            frames[k] = frame
+    prefix = (str(root) if root is not None else str(media)) + "/"
+    rows: list[tuple] = []
+    select = "SELECT id, location, frame FROM image WHERE"
+    if uniq[-1] - uniq[0] < 2 * uniq.size:  # dense: one id range beats a list of ids
+        mark = bulk.placeholder(conn)
+        rows = bulk.fetch_rows(
+            conn, f"{select} id >= {mark} AND id <= {mark}", [int(uniq[0]), int(uniq[-1])]
+        )
+    else:
+        for start in range(0, uniq.size, 50_000):
+            sql, params = bulk.in_filter(conn, "id", uniq[start : start + 50_000].tolist())
+            rows += bulk.fetch_rows(conn, f"{select} {sql}", params)
+    locations = [""] * len(uniq)
+    if rows:
+        found, locs, frame_values = zip(*rows, strict=True)
+        found_ids = np.fromiter(found, np.int64, len(rows))
+        at = positions(uniq, found_ids)
+        wanted = uniq[at] == found_ids
+        for k, loc, keep in zip(at.tolist(), locs, wanted.tolist(), strict=True):
+            if keep:
+                locations[k] = loc
+        frames[at[wanted]] = np.array(frame_values, dtype=float)[wanted]  # None -> NaN
+    paths = [loc if "://" in loc or loc[:1] == "/" else prefix + loc for loc in locations]
     return uniq, paths, frames
 
 
@@ -189,7 +227,7 @@ def read_task_data(conn: Connection, task_ids: Sequence[int], media: Any) -> Tas
     sql, params = bulk.in_filter(conn, "t.task_id", tids) if tids else ("1 = 0", [])
     where = f" WHERE {sql}"
     with gc_paused():
-        ann = _read_annotations(conn, where, params)
+        ann = _read_annotations(conn, where, params, tids)
     items = bulk.read_columns(conn, "work_item", where, params, _ITEM_COLUMNS)
     image_ids, paths, frames = _image_lookup(
         conn, np.concatenate([items["image_id"], ann["image_id"]]).astype(np.int64), media
@@ -245,8 +283,8 @@ class AnnoDataSource:
     """``anno_data`` made on access (:mod:`.lazy_column`): rows below ``len(kinds)`` are
     annotations (kind, box, shape JSON text), rows after them work items without any."""
 
-    def __init__(self, kinds: np.ndarray, box: np.ndarray, shape_texts: np.ndarray) -> None:
-        self.kinds, self.box, self.shape_texts = kinds, box, shape_texts
+    def __init__(self, kinds: np.ndarray, xywh: list[np.ndarray], shape_texts: np.ndarray) -> None:
+        self.kinds, self.xywh, self.shape_texts = kinds, xywh, shape_texts
 
     def values(self, rows: np.ndarray) -> np.ndarray:
         out = np.full(len(rows), None, dtype=object)
@@ -254,7 +292,8 @@ class AnnoDataSource:
         if ann.size:
             r = rows[ann]
             kinds = self.kinds[r]
-            out[ann] = anno_data(kinds, self.box[r], parse_shapes(kinds, self.shape_texts[r]))
+            box = np.stack([c[r] for c in self.xywh], axis=1).reshape(-1, 4)
+            out[ann] = anno_data(kinds, box, parse_shapes(kinds, self.shape_texts[r]))
         return out
 
     def missing(self, rows: np.ndarray) -> np.ndarray:
@@ -325,7 +364,7 @@ def _lost_frame(data: TaskData) -> pd.DataFrame:
     n_items = len(item_ids)
     # each annotation's work item (position in the item arrays)
     wid = ann["work_item_id"].astype(np.int64)
-    pos = np.minimum(np.searchsorted(item_ids, wid), max(n_items - 1, 0))
+    pos = positions(item_ids, wid)
     ok = (wid >= 0) & (n_items > 0)
     if n_items:
         ok &= item_ids[pos] == wid
@@ -371,13 +410,13 @@ def _lost_frame(data: TaskData) -> pd.DataFrame:
     if n_items:
         img_time = finished.dt.tz_localize(None).to_numpy().astype("datetime64[ns]")[safe]
         img_time[no_item] = np.datetime64("NaT", "ns")
-    image_pos = np.searchsorted(data.image_ids, image_id)
+    image_pos = positions(data.image_ids, image_id)
     task_order = sorted(data.task_names)
-    box = np.stack([ann[c][rows2d] for c in ("x", "y", "w", "h")], axis=1).reshape(-1, 4)
     kinds2d = kinds[rows2d]
     lbl, lbl_id = _label_lists(ann["label_id"][rows2d].astype(np.int64), data.label_names)
     data_col = LazyObjectArray.of(
-        AnnoDataSource(kinds2d, box, np.asarray(ann["shape"])[rows2d]), total
+        AnnoDataSource(kinds2d, [ann[c][rows2d] for c in "xywh"], np.asarray(ann["shape"])[rows2d]),
+        total,
     )  # made on access: a million lists up front cost more than the store read
     every_row = np.arange(total, dtype=np.int64)
 

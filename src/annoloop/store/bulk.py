@@ -280,7 +280,7 @@ def _numeric_sql(conn: Connection, col: str, kind: str) -> str:
 
 def _finish(kind: str, values: np.ndarray) -> np.ndarray:
     if kind == "int":
-        return values.astype(np.int64)
+        return values.astype(np.int64)  # a copy: Arrow's buffers are read-only
     if kind == "float":
         out = values.astype(np.float64)
         out[np.isinf(out)] = np.nan
