@@ -15,10 +15,14 @@ Parts:
   initialised since no pretrained B0 ships in a package, with batch-norm statistics
   re-estimated on real patches so activations are not degenerate) on the bundled photos
   resized to 2000x1500 and 4000x3000, 200 points each, 224 px patches. Each tool runs in its
-  own process (peak RSS per process). Also: the bare backbone forward over the same patches
-  and the agreement of the features.
+  own process (peak RSS per process), annoloop in four variants: torch float32, onnx float32,
+  torch bfloat16, onnx int8 (ONNX models converted once, in a worker, before the timing).
+  Also: the bare backbone forward over the same patches and the agreement of the features.
+- ``quality``: downstream accuracy with the faster features (EfficientNet-Lite0 features of
+  photo mosaics through each variant, LR and MLP trained on each, the same split).
 - ``train``: both ``train_classifier`` on the *same* feature files (PySpacer's npz format,
-  which annoloop reads) and the same train/ref/val split, MLP and LR, 10 epochs.
+  which annoloop reads) and the same train/ref/val split, MLP and LR, 10 epochs; annoloop's
+  time split into import, read, fit, evaluate; its MLP over 5 seeds; the MLP's product floor.
 - ``memory``: a 10,000 x 10,000 JPEG with 1,000 points through annoloop (EfficientNet-Lite0).
 
 Results are printed and written as JSON to ``--out`` (default ``bench/points/results.json``)
@@ -133,7 +137,7 @@ def worker_extract(args: dict) -> dict:
     for i, img in enumerate(images):
         w, h = (int(v) for v in img.stem.rsplit("-", 1)[1].split("x"))
         rowcols = points_for(w, h, args["points"], i)
-        tag = args["tool"] if args["tool"] == "pyspacer" else f"annoloop-{args['precision']}"
+        tag = args["tool"] if args["tool"] == "pyspacer" else variant_tag(args)
         feat_path = out_dir / f"{tag}-{img.stem}.npz"
         t0, c0 = time.perf_counter(), time.process_time()
         if args["tool"] == "pyspacer":
@@ -154,16 +158,11 @@ def worker_extract(args: dict) -> dict:
             extract_features(msg)
             timings = {}
         else:
-            from annoloop.points import ExtractFeaturesMsg, ExtractorSpec, extract_features
+            from annoloop.points import ExtractFeaturesMsg, extract_features
 
             ret = extract_features(
                 ExtractFeaturesMsg(
-                    extractor=ExtractorSpec(
-                        name=args.get("backbone", "spacer-efficientnet-b0"),
-                        weights=args["weights"],
-                        batch_size=args["batch_size"],
-                        precision=args["precision"],
-                    ),
+                    extractor=spec_of(args),
                     rowcols=rowcols,
                     image_loc=str(img),
                     feature_loc=str(feat_path),
@@ -192,38 +191,54 @@ def worker_extract(args: dict) -> dict:
     return result
 
 
+def variant_tag(args: dict) -> str:
+    """``annoloop-RUNTIME-PRECISION``: names an annoloop extractor variant's files."""
+    return f"annoloop-{args.get('runtime', 'torch')}-{args['precision']}"
+
+
+def spec_of(args: dict) -> Any:
+    from annoloop.points import ExtractorSpec
+
+    return ExtractorSpec(
+        name=args.get("backbone", "spacer-efficientnet-b0"),
+        weights=args["weights"],
+        batch_size=args["batch_size"],
+        precision=args["precision"],
+        runtime=args.get("runtime", "torch"),
+    )
+
+
 def bare_forward(args: dict, images: list[Path]) -> tuple[list[float], list[float]]:
     """Seconds of the backbone's forward alone over each image's patches (already cropped,
-    normalised and laid out), in the same batches: the floor the pipeline is measured by."""
+    normalised and laid out; for ONNX the graph takes the uint8 patches), in the same
+    batches: the floor the pipeline is measured by."""
     import torch
 
-    from annoloop.points import ExtractorSpec
     from annoloop.points.extractors import get_extractor
     from annoloop.points.patches import crop_patches
     from annoloop.storage import read_image
 
-    ext, _ = get_extractor(
-        ExtractorSpec(
-            name=args.get("backbone", "spacer-efficientnet-b0"),
-            weights=args["weights"],
-            batch_size=args["batch_size"],
-            precision=args["precision"],
-        )
-    )
+    ext, _ = get_extractor(spec_of(args))
     bb = ext.backbone
     out, cpu = [], []
     for i, img in enumerate(images):
         arr = read_image(img)
         h, w = arr.shape[:2]
         pts = np.array(points_for(w, h, args["points"], i))
-        batches = [
-            bb.to_input(crop_patches(arr, pts[j : j + ext.batch_size], ext.patch_size))
+        crops = [
+            crop_patches(arr, pts[j : j + ext.batch_size], ext.patch_size)
             for j in range(0, len(pts), ext.batch_size)
         ]
-        t0, c0 = time.perf_counter(), time.process_time()
-        with torch.inference_mode(), bb._autocast():
-            for x in batches:
-                bb.module(x).float().numpy()
+        if ext.onnx is not None:
+            t0, c0 = time.perf_counter(), time.process_time()
+            for x in crops:
+                ext.onnx.features(x)
+        else:
+            batches = [bb.to_input(x) for x in crops]
+            t0, c0 = time.perf_counter(), time.process_time()
+            with torch.inference_mode(), bb._autocast():
+                for x in batches:
+                    bb.module(x).float().numpy()
         out.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
     return out, cpu
@@ -267,9 +282,11 @@ def worker_train(args: dict) -> dict:
         vr = ValResults.load(DataLocation("filesystem", str(valres)))
         scores, correct = np.array(vr.scores), np.array(vr.gt) == np.array(vr.est)
         acc, ref_accs = ret.acc, ret.ref_accs
+        timings = {}
     else:
         from annoloop.points import TrainClassifierMsg, TrainingLabels, train_classifier
 
+        import_s = time.perf_counter() - t0
         ret = train_classifier(
             TrainClassifierMsg(
                 clf_type=args["clf_type"],
@@ -281,7 +298,9 @@ def worker_train(args: dict) -> dict:
         scores = np.array(ret.val_results.scores)
         correct = np.array(ret.val_results.gt) == np.array(ret.val_results.est)
         acc, ref_accs = ret.acc, ret.ref_accs
+        timings = {"import": import_s, **ret.timings}
     return {
+        "timings": timings,
         "tool": args["tool"],
         "clf_type": args["clf_type"],
         "wall": time.perf_counter() - t0,
@@ -291,6 +310,46 @@ def worker_train(args: dict) -> dict:
         "ece": ece_from_scores(scores, correct),
         "peak_rss_mb": peak_rss_mb(),
     }
+
+
+def worker_seeds(args: dict) -> dict:
+    """annoloop's MLP validation accuracy over several seeds (one run is one draw: 1199
+    validation points make a standard error of about 0.0035 at 98.5 %)."""
+    from annoloop.points import TrainClassifierMsg, TrainingLabels, TrainOptions, train_classifier
+
+    raw = json.loads(Path(args["labels"]).read_text())
+    labels = TrainingLabels(**{k: raw[k] for k in ("train", "ref", "val")})
+    accs = []
+    for seed in range(args["seeds"]):
+        msg = TrainClassifierMsg(
+            clf_type="MLP",
+            labels=labels,
+            model_loc="memory://bench/seed.safetensors",
+            options=TrainOptions(seed=seed),
+        )
+        accs.append(train_classifier(msg).acc)
+    return {"accs": accs, "mean": float(np.mean(accs))}
+
+
+def worker_floor(args: dict) -> dict:
+    """CPU seconds of the MLP's two unavoidable products alone (the first layer's forward and
+    weight gradient, float32, one thread) over ``epochs`` passes in batches of 256: the
+    floor of any minibatch trainer of this network on this data."""
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(0)
+    n, d, h = args["n"], args["d"], args["hidden"]
+    x = rng.standard_normal((n, d), dtype=np.float32)
+    w = rng.standard_normal((d, h), dtype=np.float32)
+    g = rng.standard_normal((256, h), dtype=np.float32)
+    with threadpool_limits(1, user_api="blas"):
+        c0 = time.process_time()
+        for _ in range(args["epochs"]):
+            for i in range(0, n, 256):
+                xb = x[i : i + 256]
+                xb @ w
+                xb.T @ g[: len(xb)]
+        return {"cpu": time.process_time() - c0}
 
 
 def _prefit_shim() -> None:
@@ -330,10 +389,35 @@ def run_worker(kind: str, args: dict) -> dict:
 
 
 # ------------------------------------------------------------------------------ parts
+# annoloop's extractor variants: result key -> (runtime, precision)
+VARIANTS = {
+    "annoloop": ("torch", "float32"),
+    "annoloop_onnx": ("onnx", "float32"),
+    "annoloop_bf16": ("torch", "bfloat16"),
+    "annoloop_int8": ("onnx", "int8"),
+}
+
+
+def worker_warm(args: dict) -> dict:
+    """Convert the network once (export, int8 calibration) before anything is timed: the
+    models are cached on disk, as in production after the first use."""
+    from annoloop.points import ExtractorSpec
+    from annoloop.points.extractors import get_extractor
+
+    t0 = time.perf_counter()
+    for precision in ("float32", "int8"):
+        get_extractor(ExtractorSpec(name="spacer-efficientnet-b0", weights=args["weights"],
+                                    runtime="onnx", precision=precision))  # fmt: skip
+    return {"convert_s": time.perf_counter() - t0}
+
+
 def part_extract(work: Path, quick: bool, threads: int, images: int | None = None) -> dict:
     weights = work / "efficientnet_b0_spacer_format.pt"
     if not weights.exists():
         make_b0_weights(weights)
+    # in a worker: a child process reports the parent's peak RSS as its own (Linux keeps
+    # ru_maxrss across fork and exec), so the parent must stay small
+    run_worker("warm", {"weights": str(weights)})
     count = images or (1 if quick else 3)
     results: dict[str, Any] = {"points": 200, "patch": 224, "images_per_size": count}
     for size in ((2000, 1500), (4000, 3000)):
@@ -342,69 +426,138 @@ def part_extract(work: Path, quick: bool, threads: int, images: int | None = Non
         common = {"images": images, "weights": str(weights), "points": 200, "threads": threads,
                   "out_dir": str(work), "batch_size": 16}  # fmt: skip
         log(f"extract {key}")
-        row = {
-            "pyspacer": run_worker("extract", {**common, "tool": "pyspacer"}),
-            "annoloop": run_worker(
-                "extract", {**common, "tool": "annoloop", "precision": "float32", "bare": True}
-            ),
-            "annoloop_bf16": run_worker(
-                "extract", {**common, "tool": "annoloop", "precision": "bfloat16", "bare": True}
-            ),
-        }
+        row: dict[str, Any] = {}
+        runs = {"pyspacer": {"tool": "pyspacer"}}
+        for name, (runtime, precision) in VARIANTS.items():
+            runs[name] = {"tool": "annoloop", "runtime": runtime, "precision": precision,
+                          "bare": True}  # fmt: skip
+        for name, extra in runs.items():
+            load_before = os.getloadavg()[0]
+            row[name] = run_worker("extract", {**common, **extra})
+            row[name].update(load_before=load_before, load_after=os.getloadavg()[0])
         row["agreement"] = agreement(work, images)
         results[key] = row
     return results
 
 
+def _cosines(fa: np.ndarray, fb: np.ndarray) -> np.ndarray:
+    return (fa * fb).sum(1) / np.linalg.norm(fa, axis=1) / np.linalg.norm(fb, axis=1)
+
+
 def agreement(work: Path, images: list[str]) -> dict:
-    """Cosine similarity and max abs difference between PySpacer's and annoloop's features."""
+    """Cosine similarity and max abs difference of each annoloop variant's features against
+    PySpacer's and against annoloop's exact (torch float32) ones."""
     from annoloop.points import ImageFeatures
 
     out: dict[str, Any] = {}
-    for precision in ("float32", "bfloat16"):
-        cos, diff, scale = [], [], []
+    for runtime, precision in VARIANTS.values():
+        tag = variant_tag({"runtime": runtime, "precision": precision})
+        cos, diff, scale, cos32, diff32 = [], [], [], [], []
         for img in images:
             stem = Path(img).stem
             a = ImageFeatures.load(str(work / f"pyspacer-{stem}.npz"))
-            b = ImageFeatures.load(str(work / f"annoloop-{precision}-{stem}.npz"))
+            b = ImageFeatures.load(str(work / f"{tag}-{stem}.npz"))
+            c = ImageFeatures.load(str(work / f"annoloop-torch-float32-{stem}.npz"))
+            where = np.stack([a.rows, a.cols], 1)
             fa = a.features.astype(np.float64)
-            fb = b.features.astype(np.float64)[b.lookup(np.stack([a.rows, a.cols], 1))]
-            cos.append((fa * fb).sum(1) / np.linalg.norm(fa, axis=1) / np.linalg.norm(fb, axis=1))
+            fb = b.features.astype(np.float64)[b.lookup(where)]
+            fc = c.features.astype(np.float64)[c.lookup(where)]
+            cos.append(_cosines(fa, fb))
             diff.append(np.abs(fa - fb).max())
             scale.append(np.abs(fa).max())
-        allc = np.concatenate(cos)
-        out[precision] = {
+            cos32.append(_cosines(fc, fb))
+            diff32.append(np.abs(fc - fb).max())
+        allc, allc32 = np.concatenate(cos), np.concatenate(cos32)
+        out[f"{runtime} {precision}"] = {
             "cos_min": float(allc.min()),
             "cos_mean": float(allc.mean()),
             "max_abs_diff": float(max(diff)),
             "max_abs_value": float(max(scale)),
+            "vs_float32": {
+                "cos_min": float(allc32.min()),
+                "cos_mean": float(allc32.mean()),
+                "max_abs_diff": float(max(diff32)),
+            },
         }
     return out
 
 
-def part_bf16_agreement(work: Path, threads: int) -> dict:
-    """bfloat16 vs float32 features of annoloop on one image (cosine similarity)."""
+def part_quality(work: Path, threads: int) -> dict:
+    """Downstream accuracy with the faster features: EfficientNet-Lite0 (ImageNet weights)
+    features of 40 mosaics of 12 photos through each variant, the same split, annoloop's LR
+    and MLP trained on each; accuracy on the same validation points."""
     import torch
 
     torch.set_num_threads(threads)
-    from annoloop.points import ExtractorSpec
+    from annoloop.points import (
+        ExtractorSpec,
+        ImageFeatures,
+        TrainClassifierMsg,
+        TrainingLabels,
+        train_classifier,
+    )
     from annoloop.points.extractors import get_extractor
+    from annoloop.samples import photo_path
     from annoloop.storage import read_image
 
-    img = make_images(work, (2000, 1500), 1)[0]
-    arr = read_image(img)
-    pts = points_for(2000, 1500, 64, 0)
-    weights = str(work / "efficientnet_b0_spacer_format.pt")
-    feats = {}
-    for prec in ("float32", "bfloat16"):
-        ext, _ = get_extractor(
-            ExtractorSpec(name="spacer-efficientnet-b0", weights=weights, precision=prec)
-        )
-        feats[prec] = ext.extract(arr, pts)[1].astype(np.float64)
-    a, b = feats["float32"], feats["bfloat16"]
-    cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
-    return {"cos_min": float(cos.min()), "cos_mean": float(cos.mean()),
-            "max_abs_diff": float(np.abs(a - b).max())}  # fmt: skip
+    photos = [read_image(photo_path(n)) for n in TRAIN_PHOTOS]
+    photos = [np.repeat(p[:, :, None], 3, 2) if p.ndim == 2 else p[:, :, :3] for p in photos]
+    n_images, n_points, tile, patch = 40, 100, 96, 96
+    rng = np.random.default_rng(1)
+    mosaics = []
+    for _ in range(n_images):
+        grid = rng.integers(0, len(photos), (4, 4))
+        img = np.zeros((4 * tile, 4 * tile, 3), np.uint8)
+        for (i, j), k in np.ndenumerate(grid):
+            p = photos[k]
+            y, x = rng.integers(0, p.shape[0] - tile), rng.integers(0, p.shape[1] - tile)
+            crop = p[y : y + tile, x : x + tile]
+            img[i * tile : (i + 1) * tile, j * tile : (j + 1) * tile] = crop
+        ci, cj = np.divmod(rng.integers(0, 16, n_points), 4)
+        off = rng.integers(tile // 4, 3 * tile // 4, (n_points, 2))
+        rc = np.unique(np.stack([ci * tile + off[:, 0], cj * tile + off[:, 1]], 1), axis=0)
+        mosaics.append((img, rc, grid[rc[:, 0] // tile, rc[:, 1] // tile]))
+    part = {"train": range(0, 32), "ref": range(32, 36), "val": range(36, 40)}
+    out: dict[str, Any] = {"images": n_images, "patch": patch,
+                           "points": int(sum(len(m[1]) for m in mosaics))}  # fmt: skip
+    feats_by: dict[str, np.ndarray] = {}
+    for name, (runtime, precision) in VARIANTS.items():
+        if name == "annoloop":
+            continue  # onnx float32 is the same computation (agreement in the extract part)
+        spec = ExtractorSpec(name="efficientnet-lite0", patch_size=patch, batch_size=32,
+                             runtime=runtime, precision=precision)  # fmt: skip
+        ext, _ = get_extractor(spec)
+        t0, c0 = time.perf_counter(), time.process_time()
+        locs, allf = [], []
+        for s, (img, rc, _) in enumerate(mosaics):
+            f = ext.extract(img, rc)[1]
+            allf.append(f)
+            loc = work / "quality" / f"{name}-{s:03d}.npz"
+            loc.parent.mkdir(exist_ok=True)
+            ImageFeatures(rc[:, 0], rc[:, 1], f).save(str(loc), dtype="float32")
+            locs.append(str(loc))
+        row: dict[str, Any] = {"runtime": runtime, "precision": precision,
+                               "extract_wall": time.perf_counter() - t0,
+                               "extract_cpu": time.process_time() - c0}  # fmt: skip
+        feats_by[name] = np.concatenate(allf).astype(np.float64)
+        anns = [
+            [(int(r), int(c), int(y)) for (r, c), y in zip(rc, ys, strict=True)]
+            for _, rc, ys in mosaics
+        ]
+        labels = {k: {locs[s]: anns[s] for s in idx} for k, idx in part.items()}
+        for clf in ("LR", "MLP"):
+            ret = train_classifier(TrainClassifierMsg(
+                clf_type=clf, labels=TrainingLabels(**labels),
+                model_loc=str(work / "quality" / f"{name}-{clf}.safetensors")))  # fmt: skip
+            row[clf] = {"acc": ret.acc, "ece": ret.ece}
+        out[name] = row
+        log(f"  quality {name}: LR {row['LR']['acc']:.4f} MLP {row['MLP']['acc']:.4f}")
+    ref = feats_by["annoloop_onnx"]
+    for name, f in feats_by.items():
+        c = _cosines(ref, f)
+        out[name]["vs_float32"] = {"cos_min": float(c.min()), "cos_mean": float(c.mean()),
+                                   "max_abs_diff": float(np.abs(ref - f).max())}  # fmt: skip
+    return out
 
 
 def make_training_features(work: Path, quick: bool) -> Path:
@@ -482,6 +635,9 @@ def part_train(work: Path, quick: bool, threads: int) -> dict:
             "pyspacer": run_worker("train", {**common, "tool": "pyspacer"}),
             "annoloop": run_worker("train", {**common, "tool": "annoloop"}),
         }
+    results["mlp_seeds"] = run_worker("seeds", {"labels": str(labels), "seeds": 5})
+    floor = {"n": counts["train"], "d": 1280, "hidden": 100, "epochs": 10}
+    results["mlp_product_floor"] = {**floor, **run_worker("floor", floor)}
     return results
 
 
@@ -502,7 +658,7 @@ def part_memory(work: Path, threads: int, quick: bool) -> dict:
     n = 200 if quick else 1000
     args = {"images": [str(path)], "weights": None, "points": n, "threads": threads,
             "out_dir": str(work), "batch_size": 16, "tool": "annoloop", "precision": "float32",
-            "backbone": "efficientnet-lite0"}  # fmt: skip
+            "runtime": "torch", "backbone": "efficientnet-lite0"}  # fmt: skip
     log("memory 10000x10000")
     res = run_worker("extract", args)
     res["image_mb"] = 10_000 * 10_000 * 3 / 2**20
@@ -524,11 +680,12 @@ def worker_baseline(args: dict) -> dict:
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_worker":
         kind, args = sys.argv[2], json.loads(sys.argv[3])
-        fn = {"extract": worker_extract, "train": worker_train, "baseline": worker_baseline}[kind]
+        fn = {"extract": worker_extract, "train": worker_train, "baseline": worker_baseline,
+              "warm": worker_warm, "floor": worker_floor, "seeds": worker_seeds}[kind]  # fmt: skip
         print(json.dumps(fn(args)))
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("parts", nargs="*", default=["extract", "train", "memory"])
+    parser.add_argument("parts", nargs="*", default=["extract", "quality", "train", "memory"])
     parser.add_argument("--quick", action="store_true", help="fewer images and points")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (kept)")
@@ -555,11 +712,11 @@ def main() -> None:
     t0 = time.perf_counter()
     parts = {
         "extract": lambda: part_extract(work, ns.quick, ns.threads, ns.images),
-        "bf16_vs_fp32": lambda: part_bf16_agreement(work, ns.threads),
+        "quality": lambda: part_quality(work, ns.threads),
         "train": lambda: part_train(work, ns.quick, ns.threads),
         "memory": lambda: part_memory(work, ns.threads, ns.quick),
     }
-    wanted = [*ns.parts, *(["bf16_vs_fp32"] if "extract" in ns.parts else [])]
+    wanted = ns.parts
     for name in parts:
         if name in wanted:
             load_before = os.getloadavg()[0]

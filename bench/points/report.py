@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,81 +20,142 @@ def _ratio(a: float, b: float) -> str:
     return f"{a / b:.1f}x" if b else "n/a"
 
 
+# result key -> label, in table order (bench_points.VARIANTS plus PySpacer)
+TOOLS = {
+    "pyspacer": "PySpacer 0.14.0",
+    "annoloop": "annoloop torch float32",
+    "annoloop_onnx": "annoloop onnx float32",
+    "annoloop_bf16": "annoloop torch bfloat16",
+    "annoloop_int8": "annoloop onnx int8",
+}
+
+
+def _present(container: dict[str, Any], need: str) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(key, label, result) of each tool, in table order, that ``container`` holds with a
+    non-empty ``need`` entry."""
+    for tool, name in TOOLS.items():
+        r = container.get(tool)
+        if isinstance(r, dict) and r.get(need):
+            yield tool, name, r
+
+
+def _sizes(res: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [(k, v) for k, v in res.items() if isinstance(v, dict) and "pyspacer" in v]
+
+
+def _table(header: str, body: list[str]) -> list[str]:
+    """A markdown table from ``"a | b | c"`` header and row strings."""
+    width = header.count("|") + 1
+    return [f"| {header} |", "|" + " --- |" * width, *(f"| {line} |" for line in body)]
+
+
+def _nan(d: dict[str, Any], key: str) -> float:
+    return float(d.get(key, float("nan")))
+
+
 def _extract_rows(res: dict[str, Any]) -> list[str]:
-    rows = [
-        "| image size | tool | images | wall s/image | CPU s/image | images/s (wall) "
-        "| speed-up (wall) | speed-up (CPU) | peak RSS MiB |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for key, row in res.items():
-        if not isinstance(row, dict) or "pyspacer" not in row:
-            continue
+    body = []
+    for key, row in _sizes(res):
         base = row["pyspacer"]
         n = len(base["per_image"])
         bw, bc = base["wall"] / n, base["cpu"] / n
-        for tool in ("pyspacer", "annoloop", "annoloop_bf16"):
-            r = row.get(tool)
-            if not r:
-                continue
+        for _, name, r in _present(row, "per_image"):
             w, c = r["wall"] / n, r["cpu"] / n
-            name = {"pyspacer": "PySpacer 0.14.0", "annoloop": "annoloop float32",
-                    "annoloop_bf16": "annoloop bfloat16"}[tool]  # fmt: skip
-            rows.append(
-                f"| {key} | {name} | {n} | {w:.2f} | {c:.2f} | {1 / w:.2f} | "
-                f"{_ratio(bw, w)} | {_ratio(bc, c)} | {r['peak_rss_mb']:.0f} |"
+            load = f"{r['load_before']:.1f} -> {r['load_after']:.1f}" if "load_before" in r else ""
+            body.append(
+                f"{key} | {name} | {n} | {w:.2f} | {c:.2f} | {1 / w:.2f} | {_ratio(bw, w)} | "
+                f"{_ratio(bc, c)} | {r['peak_rss_mb']:.0f} | {load}"
             )
-    return rows
+    return _table(
+        "image size | tool | images | wall s/image | CPU s/image | images/s (wall) | speed-up "
+        "(wall) | speed-up (CPU) | peak RSS MiB | load avg before -> after",
+        body,
+    )
+
+
+def _bare(r: dict[str, Any]) -> tuple[float, float, float, float]:
+    """(task wall, bare wall, task CPU, bare CPU) seconds per image."""
+    per = r["per_image"]
+    bare_w = sum(r["bare_forward"]) / len(r["bare_forward"])
+    bare_c = sum(r.get("bare_forward_cpu") or [0]) / max(1, len(r["bare_forward"]))
+    # the whole task less building the network (once per process, cached after)
+    task_w = sum(p["wall"] - p["timings"].get("load_extractor", 0) for p in per) / len(per)
+    task_c = sum(p["cpu"] for p in per) / len(per)
+    return task_w, bare_w, task_c, bare_c
 
 
 def _bare_rows(res: dict[str, Any]) -> list[str]:
-    rows = [
-        "| image size | precision | task wall s/image | bare forward wall s/image | task / bare "
-        "(wall) | task CPU s/image | bare forward CPU s/image | task / bare (CPU) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for key, row in res.items():
-        if not isinstance(row, dict) or "pyspacer" not in row:
-            continue
-        for tool, prec in (("annoloop", "float32"), ("annoloop_bf16", "bfloat16")):
-            r = row.get(tool)
-            if not r or not r.get("bare_forward"):
-                continue
-            per = r["per_image"]
-            bare_w = sum(r["bare_forward"]) / len(r["bare_forward"])
-            bare_c = sum(r.get("bare_forward_cpu") or [0]) / max(1, len(r["bare_forward"]))
-            # the whole task less building the network (once per process, cached after)
-            task_w = sum(p["wall"] - p["timings"].get("load_extractor", 0) for p in per) / len(per)
-            task_c = sum(p["cpu"] for p in per) / len(per)
-            rows.append(
-                f"| {key} | {prec} | {task_w:.2f} | {bare_w:.2f} | {_ratio(task_w, bare_w)} | "
-                f"{task_c:.2f} | {bare_c:.2f} | {_ratio(task_c, bare_c)} |"
+    body = []
+    for key, row in _sizes(res):
+        for _, name, r in _present(row, "bare_forward"):
+            tw, bw, tc, bc = _bare(r)
+            body.append(
+                f"{key} | {name.removeprefix('annoloop ')} | {tw:.2f} | {bw:.2f} | "
+                f"{_ratio(tw, bw)} | {tc:.2f} | {bc:.2f} | {_ratio(tc, bc)}"
             )
-    return rows
+    return _table(
+        "image size | annoloop variant | task wall s/image | bare forward wall s/image | task / "
+        "bare (wall) | task CPU s/image | bare forward CPU s/image | task / bare (CPU)",
+        body,
+    )
 
 
 def _agreement_rows(res: dict[str, Any]) -> list[str]:
-    rows = [
-        "| image size | annoloop precision | cosine min | cosine mean | max abs diff "
-        "| max abs value |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
+    body = []
     for key, row in res.items():
         if not isinstance(row, dict) or "agreement" not in row:
             continue
-        for prec, a in row["agreement"].items():
-            rows.append(
-                f"| {key} | {prec} | {a['cos_min']:.6f} | {a['cos_mean']:.6f} | "
-                f"{a['max_abs_diff']:.3g} | {a['max_abs_value']:.3g} |"
+        for variant, a in row["agreement"].items():
+            v = a.get("vs_float32") or {}
+            body.append(
+                f"{key} | {variant} | {a['cos_min']:.6f} | {a['cos_mean']:.6f} | "
+                f"{a['max_abs_diff']:.3g} | {_nan(v, 'cos_min'):.6f} | {_nan(v, 'cos_mean'):.6f}"
+                f" | {_nan(v, 'max_abs_diff'):.3g} | {a['max_abs_value']:.3g}"
             )
-    return rows
+    return _table(
+        "image size | annoloop variant | vs PySpacer: cosine min | cosine mean | max abs diff | "
+        "vs annoloop torch float32: cosine min | cosine mean | max abs diff | max abs value",
+        body,
+    )
+
+
+def _goal_lines(res: dict[str, Any]) -> list[str]:
+    """Where the 5x extraction goal stands, in numbers (CPU seconds per image)."""
+    out = []
+    for key, row in _sizes(res):
+        base = row["pyspacer"]
+        n = len(base["per_image"])
+        budget = base["cpu"] / n / 5
+        parts = []
+        for _, name, r in _present(row, "bare_forward"):
+            _, _, task_c, bare_c = _bare(r)
+            parts.append(
+                f"{name.removeprefix('annoloop ')}: task {task_c:.2f} s "
+                f"({base['cpu'] / n / task_c:.1f}x), bare forward {bare_c:.2f} s"
+            )
+        out.append(
+            f"- {key}: PySpacer {base['cpu'] / n:.2f} CPU s/image, so 5x means "
+            f"<= {budget:.2f} CPU s/image for everything. annoloop " + "; ".join(parts) + "."
+        )
+    return out
+
+
+def _quality_rows(q: dict[str, Any]) -> list[str]:
+    body = [
+        f"{name.removeprefix('annoloop ')} | {r['extract_cpu']:.1f} | {r['LR']['acc']:.4f} | "
+        f"{r['MLP']['acc']:.4f} | {r['LR']['ece']:.4f} | {r['MLP']['ece']:.4f} | "
+        f"{_nan(r['vs_float32'], 'cos_min'):.4f} / {_nan(r['vs_float32'], 'cos_mean'):.4f}"
+        for _, name, r in _present(q, "LR")
+    ]
+    return _table(
+        "features | extraction CPU s | LR val accuracy | MLP val accuracy | LR ECE | MLP ECE | "
+        "cosine to float32 min / mean",
+        body,
+    )
 
 
 def _train_rows(res: dict[str, Any]) -> list[str]:
-    rows = [
-        "| classifier | tool | wall s | CPU s | speed-up (wall) | validation accuracy "
-        "| ECE (val) |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-    ]
+    body = []
     for clf in ("MLP", "LR"):
         pair = res.get(clf)
         if not pair:
@@ -101,12 +163,17 @@ def _train_rows(res: dict[str, Any]) -> list[str]:
         base = pair["pyspacer"]
         for tool in ("pyspacer", "annoloop"):
             r = pair[tool]
-            rows.append(
-                f"| {clf} | {'PySpacer 0.14.0' if tool == 'pyspacer' else 'annoloop'} | "
+            parts = ", ".join(f"{k} {v:.2f} s" for k, v in (r.get("timings") or {}).items())
+            body.append(
+                f"{clf} | {'PySpacer 0.14.0' if tool == 'pyspacer' else 'annoloop'} | "
                 f"{r['wall']:.2f} | {r['cpu']:.2f} | {_ratio(base['wall'], r['wall'])} | "
-                f"{r['acc']:.4f} | {r['ece']:.4f} |"
+                f"{_ratio(base['cpu'], r['cpu'])} | {r['acc']:.4f} | {r['ece']:.4f} | {parts}"
             )
-    return rows
+    return _table(
+        "classifier | tool | wall s | CPU s | speed-up (wall) | speed-up (CPU) | validation "
+        "accuracy | ECE (val) | where the wall time went",
+        body,
+    )
 
 
 def render(results: dict[str, Any]) -> str:
@@ -138,7 +205,7 @@ def render(results: dict[str, Any]) -> str:
         "Commands (repository root, project venv; PySpacer is in requirements-weights.txt):",
         "",
         "```console",
-        "python bench/points/bench_points.py            # extract, train, memory",
+        "python bench/points/bench_points.py            # extract, quality, train, memory",
         "python bench/points/report.py                  # results.json -> RESULTS.md",
         "```",
         "",
@@ -162,19 +229,30 @@ def render(results: dict[str, Any]) -> str:
             "",
             *_bare_rows(ex),
             "",
-            "Feature agreement with PySpacer (same weights, same patches; annoloop stores "
-            "float32 here):",
+            "Feature agreement (same weights, same patches; annoloop stores float32 here):",
             "",
             *_agreement_rows(ex),
             "",
+            "Where the 5x goal stands (CPU seconds per image; the ratio in brackets is the "
+            "speed-up over PySpacer):",
+            "",
+            *_goal_lines(ex),
+            "",
         ]
-        if "bf16_vs_fp32" in results:
-            b = results["bf16_vs_fp32"]
-            out += [
-                f"annoloop bfloat16 against float32 features: cosine min {b['cos_min']:.4f}, "
-                f"mean {b['cos_mean']:.4f}, max abs diff {b['max_abs_diff']:.3g}.",
-                "",
-            ]
+    if "quality" in results:
+        q = results["quality"]
+        out += [
+            "## Downstream accuracy with the faster features",
+            "",
+            f"EfficientNet-Lite0 (ImageNet weights) features of {q['images']} mosaics of "
+            f"bundled photos ({q['points']} points, {q['patch']} px patches, label = the photo "
+            "under the point) through each variant; the same split by mosaic (32 train, 4 "
+            "reference, 4 validation), annoloop's LR and MLP trained on each. onnx float32 is "
+            "the float32 reference here (it equals torch float32 within 1e-4, see above).",
+            "",
+            *_quality_rows(q),
+            "",
+        ]
     if "train" in results:
         tr = results["train"]
         counts = tr["label_counts"]
@@ -191,6 +269,27 @@ def render(results: dict[str, Any]) -> str:
             *_train_rows(tr),
             "",
         ]
+        if "mlp_seeds" in tr:
+            sd = tr["mlp_seeds"]
+            out += [
+                f"annoloop's MLP over {len(sd['accs'])} seeds: validation accuracy "
+                + ", ".join(f"{a:.4f}" for a in sd["accs"])
+                + f" (mean {sd['mean']:.4f}); 1199 validation points make one run's standard "
+                "error about 0.0035.",
+                "",
+            ]
+        if "mlp_product_floor" in tr:
+            f = tr["mlp_product_floor"]
+            base = tr["MLP"]["pyspacer"]
+            out += [
+                f"The MLP's floor: its first layer's forward and weight-gradient products "
+                f"alone ({f['n']} x {f['d']} inputs, {f['hidden']} hidden units, "
+                f"{f['epochs']} epochs, float32, one thread) take {f['cpu']:.2f} CPU s; 10x "
+                f"PySpacer's {base['wall']:.2f} s wall leaves {base['wall'] / 10:.2f} s for "
+                "everything, importing and reading the features included (see the annoloop "
+                "rows' import and read times).",
+                "",
+            ]
     if "memory" in results:
         mem = results["memory"]
         per = mem["per_image"][0]

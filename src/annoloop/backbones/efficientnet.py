@@ -53,14 +53,19 @@ class SameConv2d(nn.Conv2d):
     """``nn.Conv2d`` with TensorFlow "same" padding computed from the input size."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        ih, iw = x.shape[-2:]
+        ih, iw = (int(v) for v in x.shape[-2:])  # plain ints: constants in an ONNX export
         kh, kw = self.weight.shape[-2:]
         sh, sw = self.stride
         pad_h = max((math.ceil(ih / sh) - 1) * sh + kh - ih, 0)
         pad_w = max((math.ceil(iw / sw) - 1) * sw + kw - iw, 0)
-        if pad_h or pad_w:
+        if pad_h % 2 or pad_w % 2:  # asymmetric (stride 2): pad the input explicitly
             x = F.pad(x, [pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2])
-        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+            pad_h = pad_w = 0
+        # symmetric padding is the convolution's own: no padded copy of the input
+        return F.conv2d(
+            x, self.weight, self.bias, self.stride, (pad_h // 2, pad_w // 2), self.dilation,
+            self.groups,
+        )  # fmt: skip
 
 
 def _act(x: torch.Tensor, kind: str) -> torch.Tensor:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 
@@ -26,20 +28,35 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
     on held-out ``logits`` with true class indices ``y`` (Guo et al., 2017).
 
     One scalar, so it cannot change which class wins: accuracy is untouched, only the
-    confidence is rescaled. Searched on log T in [-4, 4].
+    confidence is rescaled. Golden-section search on log T in [-4, 4] (the NLL is convex in
+    1 / T), in numpy: ``scipy.optimize`` would cost more to import than the whole fit.
     """
-    from scipy.optimize import minimize_scalar
-
     z = np.asarray(logits, dtype=np.float64)
     y = np.asarray(y, dtype=np.int64)
     if len(y) == 0:
         return 1.0
-    res = minimize_scalar(
-        lambda log_t: _nll(z, y, float(np.exp(log_t))), bounds=(-4.0, 4.0), method="bounded"
-    )
-    t = float(np.exp(res.x))
+    log_t = _golden_min(lambda v: _nll(z, y, float(np.exp(v))), -4.0, 4.0)
+    t = float(np.exp(log_t))
     # never worse than leaving the scores alone
     return t if _nll(z, y, t) <= _nll(z, y, 1.0) else 1.0
+
+
+def _golden_min(f: Callable[[float], float], lo: float, hi: float, tol: float = 1e-5) -> float:
+    """The minimiser of a unimodal ``f`` on ``[lo, hi]`` by golden-section search."""
+    ratio = (np.sqrt(5.0) - 1.0) / 2.0
+    a, b = lo, hi
+    c, d = b - ratio * (b - a), a + ratio * (b - a)
+    fc, fd = f(c), f(d)
+    while b - a > tol:
+        if fc <= fd:
+            b, d, fd = d, c, fc
+            c = b - ratio * (b - a)
+            fc = f(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + ratio * (b - a)
+            fd = f(d)
+    return (a + b) / 2.0
 
 
 def expected_calibration_error(probs: np.ndarray, y: np.ndarray, bins: int = 15) -> float:

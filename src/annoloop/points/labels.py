@@ -197,7 +197,7 @@ class FeatureStore:
         self, labels: Mapping[str, list[Annotation]], what: str = "labels"
     ) -> tuple[np.ndarray, list[LabelId]]:
         """All labelled points' features stacked ``(n, d)`` float32, and their labels."""
-        blocks: list[np.ndarray] = []
+        picks: list[tuple[ImageFeatures, np.ndarray]] = []
         ys: list[LabelId] = []
         dim: int | None = None
         for loc, anns in labels.items():
@@ -211,10 +211,15 @@ class FeatureStore:
                     f"{feats.feature_dim}-d features, but earlier files of {what} have {dim}-d",
                     loc,
                 )
-            rc = np.array([(a[0], a[1]) for a in anns], dtype=np.int64)
-            idx = feats.lookup(rc, f"{loc} ({what})")
-            blocks.append(np.asarray(feats.features[idx], dtype=np.float32))
+            rc = np.fromiter((v for a in anns for v in a[:2]), np.int64, 2 * len(anns))
+            picks.append((feats, feats.lookup(rc.reshape(-1, 2), f"{loc} ({what})")))
             ys.extend(a[2] for a in anns)
-        if not blocks:
+        if not picks:
             raise InvalidInput(f"{what} hold no annotations", what)
-        return np.concatenate(blocks), ys
+        # one float32 matrix, filled in place (PySpacer's files hold float64)
+        out = np.empty((sum(len(idx) for _, idx in picks), dim or 0), np.float32)
+        at = 0
+        for feats, idx in picks:
+            out[at : at + len(idx)] = feats.features[idx]
+            at += len(idx)
+        return out, ys

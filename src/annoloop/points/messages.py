@@ -50,6 +50,9 @@ class ExtractorSpec(Message):
     ``name``: a backbone (``efficientnet-lite0``, ``mobilenet_v2``, ``spacer-efficientnet-b0``,
     ``torchvision:ARCH``, ``timm:ARCH``, an ``annoloop.backbones`` entry point), ``dummy``,
     or ``package.module:ExtractorClass`` for a custom :class:`FeatureExtractor`.
+    ``runtime``: ``torch`` (eager, any device), ``onnx`` (the same network exported once and
+    run by ONNX Runtime on the CPU: float32, or int8 quantized on real patches) or ``auto``
+    (onnx for float32 on the CPU when onnxruntime is installed, torch otherwise).
     Fields left None take their value from :mod:`annoloop.points.settings`.
     """
 
@@ -58,7 +61,9 @@ class ExtractorSpec(Message):
     patch_size: int | None = Field(None, ge=8, le=4096)
     batch_size: int | None = Field(None, ge=1, le=4096)
     device: str | None = None
-    precision: Literal["float32", "bfloat16", "float16"] | None = None
+    # torch: float32, bfloat16, float16 (CUDA); onnx (ONNX Runtime, CPU): float32 or int8
+    runtime: Literal["auto", "torch", "onnx"] | None = None
+    precision: Literal["float32", "bfloat16", "float16", "int8"] | None = None
     feature_dim: int | None = Field(None, ge=1, le=1 << 16)
     options: dict[str, Any] = Field(default_factory=dict)
 
@@ -140,11 +145,12 @@ class TrainOptions(Message):
     """Knobs of the classifiers; the defaults suit CoralNet-sized data."""
 
     hidden_layer_sizes: tuple[int, ...] | None = None  # MLP; None = (100,) or (200, 100)
-    learning_rate: float | None = Field(None, gt=0)  # MLP Adam step; None = by data size
+    learning_rate: float | None = Field(None, gt=0)  # MLP peak AdamW rate; None = by size
     weight_decay: float = Field(1e-4, ge=0)  # MLP: AdamW weight decay
+    label_smoothing: float = Field(0.1, ge=0, lt=1)  # MLP: share of the target spread out
     c: float = Field(1.0, gt=0)  # LR: inverse L2 strength, as scikit-learn's C
     batch_size: int | None = Field(None, ge=1)  # MLP minibatch; None = by data size
-    max_iter: int = Field(200, ge=1)  # LR: L-BFGS iterations
+    max_iter: int = Field(20, ge=1)  # LR: L-BFGS iterations, spread over the epochs
     large_data_threshold: int = Field(50_000, ge=1)  # as PySpacer: bigger MLP above this
     calibrate: bool = True  # temperature scaling on the reference set
     seed: int = 0
@@ -221,6 +227,7 @@ class TrainClassifierReturnMsg(Message):
     classes: list[LabelId]
     val_results: ValResults
     label_counts: dict[str, int] = Field(default_factory=dict)
+    timings: dict[str, float] = Field(default_factory=dict)  # read, fit, evaluate seconds
 
     @classmethod
     def example(cls) -> TrainClassifierReturnMsg:
@@ -236,6 +243,7 @@ class TrainClassifierReturnMsg(Message):
             classes=[3, "sand"],
             val_results=ValResults.example(),
             label_counts={"train": 800, "ref": 100, "val": 100},
+            timings={"read": 0.3, "fit": 0.6, "evaluate": 0.05},
         )
 
 

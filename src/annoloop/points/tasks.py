@@ -106,9 +106,11 @@ def train_classifier(msg: TrainClassifierMsg) -> TrainClassifierReturnMsg:
         )
     classes = sorted(set(y_train) & set(y_ref), key=class_sort_key)
     yi_train, yi_ref, yi_val = (_class_indices(y, classes) for y in (y_train, y_ref, y_val))
+    t_fit = time.perf_counter()
     fit = fit_classifier(
         x_train, yi_train, x_ref, yi_ref, classes, msg.clf_type, msg.nbr_epochs, msg.options
     )
+    t_eval = time.perf_counter()
     clf = fit.classifier
     logits = clf.logits(x_val)
     probs = softmax(logits, clf.temperature)
@@ -145,6 +147,13 @@ def train_classifier(msg: TrainClassifierMsg) -> TrainClassifierReturnMsg:
         label_counts={
             name: sum(label_counts(getattr(labels, name)).values())
             for name in ("train", "ref", "val")
+        },
+        # reading the feature files, training with calibration, the rest (validation,
+        # previous models, storing)
+        timings={
+            "read": t_fit - t0,
+            "fit": t_eval - t_fit,
+            "evaluate": time.perf_counter() - t_eval,
         },
     )
 

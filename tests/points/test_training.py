@@ -1,0 +1,106 @@
+"""The numpy trainers: L-BFGS logistic regression, the AdamW MLP, no torch import."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from annoloop.errors import InvalidInput
+from annoloop.points.messages import TrainOptions
+from annoloop.points.training import _LBFGS, fit_classifier
+
+
+def _blobs(n: int, k: int = 4, d: int = 40, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``k`` Gaussian classes in ``d`` dimensions, overlapping a little."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((k, d)) * 1.2
+    y = rng.integers(0, k, n)
+    x = centres[y] + rng.standard_normal((n, d))
+    return (x * 3 + 5).astype(np.float32), y  # off-centre and scaled: standardisation matters
+
+
+def test_lbfgs_finds_the_minimum_of_a_quadratic() -> None:
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((30, 30))
+    h = (a @ a.T + 30 * np.eye(30)).astype(np.float32)
+    b = rng.standard_normal(30).astype(np.float32)
+
+    def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
+        return float(0.5 * x @ h @ x - b @ x), h @ x - b
+
+    solver = _LBFGS(fun, np.zeros(30, np.float32), gtol=1e-4)
+    solver.run(100)
+    np.testing.assert_allclose(solver.x, np.linalg.solve(h, b), atol=1e-3)
+    assert solver.converged
+
+
+@pytest.mark.parametrize("clf_type", ["LR", "MLP"])
+def test_both_types_learn_and_calibrate(clf_type: str) -> None:
+    x, y = _blobs(1600)
+    xv, yv = x[1200:], y[1200:]
+    fit = fit_classifier(x[:1000], y[:1000], x[1000:1200], y[1000:1200], ["a", "b", "c", "d"],
+                         clf_type, epochs=6)  # fmt: skip
+    clf = fit.classifier
+    assert len(fit.ref_accs) == 6 and 0 <= fit.best_epoch < 6
+    assert fit.ref_accs[fit.best_epoch] == max(fit.ref_accs)
+    acc = float((clf.predict(xv) == np.array(list("abcd"))[yv]).mean())
+    assert acc > 0.9, acc
+    assert clf.clf_type == clf_type and len(clf.weights) == (1 if clf_type == "LR" else 2)
+    probs = clf.predict_proba(xv)
+    np.testing.assert_allclose(probs.sum(1), 1, rtol=1e-6)
+    assert clf.temperature > 0
+
+
+def test_lr_penalty_and_iterations_are_honoured() -> None:
+    x, y = _blobs(600, d=20)
+    strong = fit_classifier(x[:500], y[:500], x[500:], y[500:], [0, 1, 2, 3], "LR", 3,
+                            TrainOptions(c=1e-4, calibrate=False))  # fmt: skip
+    weak = fit_classifier(x[:500], y[:500], x[500:], y[500:], [0, 1, 2, 3], "LR", 3,
+                          TrainOptions(c=10.0, calibrate=False))  # fmt: skip
+    # a stronger L2 penalty (smaller C) gives smaller weights
+    assert np.abs(strong.classifier.weights[0]).sum() < np.abs(weak.classifier.weights[0]).sum()
+    one = fit_classifier(x[:500], y[:500], x[500:], y[500:], [0, 1, 2, 3], "LR", 3,
+                         TrainOptions(max_iter=1))  # fmt: skip
+    assert len(one.ref_accs) == 3  # one iteration per epoch, each epoch still reported
+
+
+def test_mlp_is_reproducible_and_seeded() -> None:
+    x, y = _blobs(500, d=16)
+    opts = TrainOptions(hidden_layer_sizes=(12, 8), seed=3)
+    a = fit_classifier(x[:400], y[:400], x[400:], y[400:], [0, 1, 2, 3], "MLP", 4, opts)
+    b = fit_classifier(x[:400], y[:400], x[400:], y[400:], [0, 1, 2, 3], "MLP", 4, opts)
+    assert [w.shape for w in a.classifier.weights] == [(16, 12), (12, 8), (8, 4)]
+    for wa, wb in zip(a.classifier.weights, b.classifier.weights, strict=True):
+        np.testing.assert_array_equal(wa, wb)
+    c = fit_classifier(x[:400], y[:400], x[400:], y[400:], [0, 1, 2, 3], "MLP", 4,
+                       TrainOptions(hidden_layer_sizes=(12, 8), seed=4))  # fmt: skip
+    assert not np.array_equal(a.classifier.weights[0], c.classifier.weights[0])
+
+
+def test_bad_training_input() -> None:
+    x, y = _blobs(50)
+    with pytest.raises(InvalidInput, match="unknown classifier type 'SVM'"):
+        fit_classifier(x, y, x, y, [0, 1, 2, 3], "SVM")
+    with pytest.raises(InvalidInput, match="must not be empty"):
+        fit_classifier(x[:0], y[:0], x, y, [0, 1, 2, 3], "LR")
+    with pytest.raises(InvalidInput, match="epochs must be at least 1"):
+        fit_classifier(x, y, x, y, [0, 1, 2, 3], "LR", epochs=0)
+    with pytest.raises(ValueError, match="label_smoothing"):
+        TrainOptions(label_smoothing=1.0)
+
+
+def test_training_does_not_import_torch() -> None:
+    code = (
+        "import sys, numpy as np\n"
+        "from annoloop.points.training import fit_classifier\n"
+        "rng = np.random.default_rng(0)\n"
+        "x = rng.standard_normal((300, 10)).astype(np.float32); y = (x[:, 0] > 0).astype(int)\n"
+        "for t in ('LR', 'MLP'):\n"
+        "    fit_classifier(x[:200], y[:200], x[200:], y[200:], [0, 1], t, 3)\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
