@@ -201,7 +201,7 @@ annotation = sa.Table(
     ),
     sa.Index("ix_annotation_image_id", "image_id"),
     sa.Index("ix_annotation_task_id", "task_id"),
-    sa.Index("ix_annotation_label_id", "label_id"),
+    # no index on label_id alone: it cost a fifth of every bulk insert (migration 0005)
 )
 
 model_state = sa.Table(
