@@ -140,7 +140,8 @@ def bench_to_df(root: Path, m: int, repeat: int) -> dict[str, float]:
             inp.task_data()
             read_s.append(time.perf_counter() - t)
     return {"annotations": m, "to_df_s": statistics.median(times),
-            "of_which_store_read_s": statistics.median(read_s), "insert_s": insert_s}  # fmt: skip
+            "of_which_store_read_s": statistics.median(read_s), "insert_s": insert_s,
+            "to_df_runs_s": [round(x, 3) for x in times]}  # fmt: skip
 
 
 def bench_overhead(root: Path, k: int, executor_name: str) -> dict[str, float]:

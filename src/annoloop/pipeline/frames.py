@@ -323,12 +323,18 @@ def _label_lists(ids: np.ndarray, names: dict[int, str]) -> tuple[np.ndarray, np
     return by_name[inverse], by_id[inverse]
 
 
+def _i64(values: Any) -> np.ndarray:
+    """``values`` as int64, copied only when they are not int64 already (a million-row copy
+    costs more than the work done on it)."""
+    return np.asarray(values, dtype=np.int64)
+
+
 def _categorical(codes: np.ndarray, categories: Sequence[Any]) -> pd.Categorical:
-    return pd.Categorical.from_codes(codes.astype(np.int64), categories=list(categories))
+    return pd.Categorical.from_codes(_i64(codes), categories=list(categories))
 
 
 def _nullable(values: np.ndarray, missing: np.ndarray) -> pd.arrays.IntegerArray:
-    return pd.arrays.IntegerArray(values.astype(np.int64), missing.astype(bool))
+    return pd.arrays.IntegerArray(_i64(values), np.asarray(missing, dtype=bool))
 
 
 def _item_labels(
@@ -359,11 +365,11 @@ def lost_frame(data: TaskData) -> pd.DataFrame:
 
 def _lost_frame(data: TaskData) -> pd.DataFrame:
     ann, items = data.ann, data.items
-    kinds = ann["kind"].astype(np.int64)
-    item_ids = items["id"].astype(np.int64)
+    kinds = _i64(ann["kind"])
+    item_ids = _i64(items["id"])
     n_items = len(item_ids)
     # each annotation's work item (position in the item arrays)
-    wid = ann["work_item_id"].astype(np.int64)
+    wid = _i64(ann["work_item_id"])
     pos = positions(item_ids, wid)
     ok = (wid >= 0) & (n_items > 0)
     if n_items:
@@ -371,12 +377,17 @@ def _lost_frame(data: TaskData) -> pd.DataFrame:
     item_lbl, item_lbl_id = _item_labels(data, pos, ok)
     # one row per 2D annotation, then one per work item without any
     rows2d = np.flatnonzero(kinds != int(Kind.LABEL))
+    every_ann_2d = len(rows2d) == len(kinds)
+
+    def on2d(values: np.ndarray) -> np.ndarray:  # the 2D annotations' values (no copy if all)
+        return values if every_ann_2d else values[rows2d]
+
     covered = np.zeros(n_items, dtype=bool)
-    covered[pos[rows2d][ok[rows2d]]] = True
+    covered[on2d(pos)[on2d(ok)]] = True
     bare = np.flatnonzero(~covered)
     n2, nb = len(rows2d), len(bare)
     total = n2 + nb
-    item_pos = np.concatenate([np.where(ok[rows2d], pos[rows2d], -1), bare]).astype(np.int64)
+    item_pos = _i64(np.concatenate([np.where(on2d(ok), on2d(pos), -1), bare]))
     no_item = item_pos < 0
     safe = np.where(no_item, 0, item_pos)
     is_ann = np.arange(total) < n2
@@ -394,15 +405,15 @@ def _lost_frame(data: TaskData) -> pd.DataFrame:
 
     def per_ann(values: np.ndarray, fill: Any) -> np.ndarray:
         out = np.full(total, fill, dtype=np.asarray(values).dtype)
-        out[:n2] = values[rows2d]
+        out[:n2] = on2d(values)
         return out
 
-    image_id = np.concatenate([ann["image_id"][rows2d], items["image_id"][bare]]).astype(np.int64)
-    task_id = np.concatenate([ann["task_id"][rows2d], items["task_id"][bare]]).astype(np.int64)
+    image_id = _i64(np.concatenate([on2d(ann["image_id"]), items["image_id"][bare]]))
+    task_id = _i64(np.concatenate([on2d(ann["task_id"]), items["task_id"][bare]]))
     state_codes, states = pd.factorize(pd.Series(items["state"], dtype=object))
     user_codes, users = pd.factorize(pd.Series(items["locked_by"], dtype=object))
     state = np.where(no_item, -1, per_item(state_codes, -1))
-    iteration = per_item(items["iteration"].astype(np.int64))
+    iteration = per_item(_i64(items["iteration"]))
     finished = pd.to_datetime(
         pd.Series(items["finished_at"], dtype=object), utc=True, format="mixed"
     )
@@ -412,10 +423,10 @@ def _lost_frame(data: TaskData) -> pd.DataFrame:
         img_time[no_item] = np.datetime64("NaT", "ns")
     image_pos = positions(data.image_ids, image_id)
     task_order = sorted(data.task_names)
-    kinds2d = kinds[rows2d]
-    lbl, lbl_id = _label_lists(ann["label_id"][rows2d].astype(np.int64), data.label_names)
+    kinds2d = on2d(kinds)
+    lbl, lbl_id = _label_lists(_i64(on2d(ann["label_id"])), data.label_names)
     data_col = LazyObjectArray.of(
-        AnnoDataSource(kinds2d, [ann[c][rows2d] for c in "xywh"], np.asarray(ann["shape"])[rows2d]),
+        AnnoDataSource(kinds2d, [on2d(ann[c]) for c in "xywh"], on2d(np.asarray(ann["shape"]))),
         total,
     )  # made on access: a million lists up front cost more than the store read
     every_row = np.arange(total, dtype=np.int64)
@@ -429,7 +440,7 @@ def _lost_frame(data: TaskData) -> pd.DataFrame:
     style = np.full(total, -1, np.int64)
     style[:n2][kinds2d == int(Kind.BBOX)] = 0
     created = np.full(total, np.datetime64("NaT"), dtype="datetime64[us]")
-    created[:n2] = ann["created_at"][rows2d]
+    created[:n2] = on2d(ann["created_at"])
     author, source = ann["author"], ann["source"]
     frame = {
         "img_uid": _nullable(per_item(item_ids), no_item),
@@ -449,7 +460,7 @@ def _lost_frame(data: TaskData) -> pd.DataFrame:
         "img_user": _categorical(np.where(no_item, -1, per_item(user_codes, -1)), users),
         "img_is_junk": state == (list(states).index("junk") if "junk" in states else -2),
         "img_fs_name": none_col(),
-        "anno_uid": _nullable(per_ann(ann["id"].astype(np.int64), 0), ~is_ann),
+        "anno_uid": _nullable(per_ann(_i64(ann["id"]), 0), ~is_ann),
         "anno_timestamp": pd.DatetimeIndex(created).tz_localize("UTC"),
         "anno_state": none_col(),
         "anno_dtype": _categorical(kind_codes, KIND_NAMES),
@@ -457,10 +468,10 @@ def _lost_frame(data: TaskData) -> pd.DataFrame:
         "anno_iteration": _nullable(iteration, no_item | ~is_ann),
         "anno_user_id": none_col(),
         "anno_user": _categorical(
-            np.concatenate([np.asarray(author.codes)[rows2d], np.full(nb, -1)]), author.categories
+            np.concatenate([on2d(np.asarray(author.codes)), np.full(nb, -1)]), author.categories
         ),
-        "anno_confidence": per_ann(ann["confidence"].astype(np.float64), np.nan),
-        "anno_time": per_ann(ann["time_spent"].astype(np.float64), np.nan),
+        "anno_confidence": per_ann(ann["confidence"], np.nan),
+        "anno_time": per_ann(ann["time_spent"], np.nan),
         "anno_lbl": np.concatenate([lbl, blank]),
         "anno_lbl_id": np.concatenate([lbl_id, blank]),
         "anno_style": _categorical(style, ["xcycwh"]),
@@ -474,7 +485,7 @@ def _lost_frame(data: TaskData) -> pd.DataFrame:
         if task_order
         else _categorical(np.full(total, -1), []),
         "anno_source": _categorical(
-            np.concatenate([np.asarray(source.codes)[rows2d], np.full(nb, -1)]), source.categories
+            np.concatenate([on2d(np.asarray(source.codes)), np.full(nb, -1)]), source.categories
         ),
     }
     # copy=False: each column stays its own block (consolidating would copy them all)
