@@ -25,7 +25,11 @@ def test_unique_ids_and_positions_agree_with_numpy(spread: int) -> None:
     assert positions(np.zeros(0, np.int64), absent).tolist() == [0, 0]
 
 
-def test_image_lookup_by_range_and_by_list(project, image_ids) -> None:
+@pytest.mark.parametrize("columnar", [False, True])  # SQLite's driver or connectorx read
+def test_image_lookup_by_range_and_by_list(project, image_ids, columnar, monkeypatch) -> None:
+    from annoloop.store import bulk
+
+    monkeypatch.setattr(bulk, "ARROW_READ_MIN_ROWS", 0 if columnar else 10**12)
     images = project.images().set_index("id")
     root = str(project.media.local_path())
     dense = np.repeat(image_ids, 3)  # every image: one id range

@@ -194,29 +194,40 @@ def _image_lookup(
         return uniq, [], frames
     root = media.local_path()
     prefix = (str(root) if root is not None else str(media)) + "/"
-    rows: list[tuple] = []
-    select = "SELECT id, location, frame FROM image WHERE"
-    if uniq[-1] - uniq[0] < 2 * uniq.size:  # dense: one id range beats a list of ids
-        mark = bulk.placeholder(conn)
-        rows = bulk.fetch_rows(
-            conn, f"{select} id >= {mark} AND id <= {mark}", [int(uniq[0]), int(uniq[-1])]
-        )
-    else:
-        for start in range(0, uniq.size, 50_000):
-            sql, params = bulk.in_filter(conn, "id", uniq[start : start + 50_000].tolist())
-            rows += bulk.fetch_rows(conn, f"{select} {sql}", params)
-    locations = [""] * len(uniq)
-    if rows:
-        found, locs, frame_values = zip(*rows, strict=True)
-        found_ids = np.fromiter(found, np.int64, len(rows))
-        at = positions(uniq, found_ids)
-        wanted = uniq[at] == found_ids
-        for k, loc, keep in zip(at.tolist(), locs, wanted.tolist(), strict=True):
-            if keep:
-                locations[k] = loc
-        frames[at[wanted]] = np.array(frame_values, dtype=float)[wanted]  # None -> NaN
+    found_ids, locs, found_frames = _image_rows(conn, uniq)
+    at = positions(uniq, found_ids)
+    wanted = uniq[at] == found_ids
+    locations = np.full(len(uniq), "", dtype=object)
+    locations[at[wanted]] = locs[wanted]
+    frames[at[wanted]] = found_frames[wanted]
     paths = [loc if "://" in loc or loc[:1] == "/" else prefix + loc for loc in locations]
     return uniq, paths, frames
+
+
+def _image_rows(conn: Connection, uniq: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ids, locations and frame numbers (NaN for none) of the image rows for ``uniq`` (sorted
+    ids), perhaps with others in between: a dense set is read as one id range, through the
+    columnar reader on SQLite; a sparse one by lists of ids."""
+    columns = [
+        ("id", "t.id", "int"),
+        ("location", "t.location", "text"),
+        ("frame", "t.frame", "float"),
+    ]
+    mark = bulk.placeholder(conn)
+    if uniq[-1] - uniq[0] < 2 * uniq.size and bulk.is_sqlite(conn):
+        where, params = f" WHERE t.id >= {mark} AND t.id <= {mark}", [int(uniq[0]), int(uniq[-1])]
+        cols = bulk.read_columns(conn, "image", where, params, columns)
+        return cols["id"], np.asarray(cols["location"], dtype=object), cols["frame"]
+    rows: list[tuple] = []
+    for start in range(0, uniq.size, 50_000):
+        sql, params = bulk.in_filter(conn, "id", uniq[start : start + 50_000].tolist())
+        rows += bulk.fetch_rows(conn, f"SELECT id, location, frame FROM image WHERE {sql}", params)
+    if not rows:
+        return np.zeros(0, np.int64), np.zeros(0, dtype=object), np.zeros(0)
+    ids, locs, frame_values = zip(*rows, strict=True)
+    objects = np.empty(len(locs), dtype=object)
+    objects[:] = locs
+    return np.asarray(ids, dtype=np.int64), objects, np.array(frame_values, dtype=float)
 
 
 def read_task_data(conn: Connection, task_ids: Sequence[int], media: Any) -> TaskData:
