@@ -4,8 +4,8 @@ Inserts N box annotations over 10,000 images through ``Project.add_annotations``
 back with ``Project.annotations()``; then does the same rows with a bare DBAPI ``executemany``
 (SQLite) or ``COPY`` (PostgreSQL) and a bare ``SELECT`` + ``fetchall``. Prints seconds and
 ratios. Reads are the median of 3 (the process's first read also pays one-time imports and
-is printed apart). PostgreSQL runs on a throwaway server (annoloop.store.pgserver) unless --postgres URL
-names one; --no-postgres skips it.
+is printed apart). PostgreSQL runs on a throwaway server (annoloop.store.pgserver) unless
+--postgres URL names one; --no-postgres skips it.
 
     python bench/store/bench_store.py [--n 1000000] [--postgres URL | --no-postgres]
 """

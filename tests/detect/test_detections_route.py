@@ -4,6 +4,7 @@ pixels, retried uploads, video frames; the body message round-trips through JSON
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import httpx
@@ -179,10 +180,11 @@ def test_store_pixels_retries_force_and_stamps(served: Served) -> None:
         assert len(p.predictions()) == 2 and len(p.model_states()) == 1
         # the stamps route: by detector name@version, paged
         stamps = client.get("/api/detections/stamps", params={"model": "mtcnn@t1"}).json()
-        assert stamps["total"] == 1 and stamps["items"][0]["image_id"] == 1
-        assert (
-            client.get("/api/detections/stamps", params={"model": "other@1"}).json()["total"] == 0
-        )
+        assert [r["image_id"] for r in stamps["items"]] == [1] and stamps["next_after"] is None
+        assert client.get("/api/detections/stamps", params={"model": "other@1"}).json() == {
+            "items": [],
+            "next_after": None,
+        }
         # an image without boxes is stamped with zero boxes
         empty = _body(3, boxes=[], labels=[], scores=[])
         assert client.post("/api/detections", json=empty).json()["stamped"] == [3]
@@ -223,3 +225,41 @@ def test_message_round_trips_and_builds_from_results() -> None:
     assert built.detector.spec().label() == spec.label()
     back = detect.MediaResult.from_dict(result.to_dict())
     assert back.boxes.shape == (1, 4) and back.scores.dtype == np.float32
+
+
+def test_stamps_come_in_keyset_pages_and_only_exact_keys_count(served: Served) -> None:
+    """Stamps are read a page at a time after an id; the stored JSON text only narrows the
+    rows: a value that merely contains the key's text, or another key, is not a stamp."""
+    from annoloop.detect.remote import RemoteProject
+
+    p = served.project
+    ids = p.add_image_records([f"f{i}.jpg" for i in range(25)], [64] * 25, [48] * 25)
+    key = detect.STAMP_KEY
+    with p.engine.begin() as conn:
+        for n, image_id in enumerate(ids.tolist()):
+            meta = (
+                {key: {"model": "m@1", "n": n}} if n % 3 == 0
+                else {"note": f'"{key}" in a value'} if n % 3 == 1
+                else {"other 100%_key": 1}
+            )  # fmt: skip
+            conn.exec_driver_sql(
+                "UPDATE image SET meta = ? WHERE id = ?", (json.dumps(meta), image_id)
+            )
+    stamped = [int(i) for n, i in enumerate(ids.tolist()) if n % 3 == 0]
+    with _client(served, served.designer_key) as client:
+        seen, after, pages = [], 0, 0
+        while after is not None:
+            page = client.get(
+                "/api/detections/stamps", params={"after": after, "limit": 4, "model": "m@1"}
+            ).json()
+            seen += [r["image_id"] for r in page["items"]]
+            after, pages = page["next_after"], pages + 1
+        assert seen == stamped and pages == 3  # 9 stamps: 4 + 4 + 1
+        assert client.get("/api/detections/stamps", params={"after": -1}).status_code == 422
+    with RemoteProject(served.url, served.designer_key) as remote:
+        assert sorted(remote.stamps(key, "m@1")) == stamped
+    # keys with characters that need escaping in SQL patterns are found exactly
+    assert [i for i, _ in p.images_with_meta("other 100%_key")] == [
+        int(i) for n, i in enumerate(ids.tolist()) if n % 3 == 2
+    ]
+    assert p.images_with_meta("other 1", limit=5) == []

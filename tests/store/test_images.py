@@ -137,3 +137,23 @@ def test_image_lookups(sqlite_project):
     ids = sqlite_project.add_image_records(["https://example.org/a.jpg"], [5], [6])
     assert sqlite_project.image_location(int(ids[0])).url == "https://example.org/a.jpg"
     assert sqlite_project.images([999]).empty
+
+
+def test_images_with_a_meta_key_in_pages(project):
+    """Found on SQLite and PostgreSQL, in id order, in pages after an id; a value holding the
+    key's text or a non-ASCII key is checked exactly."""
+    from annoloop.store.engine import read_transaction
+    from annoloop.store.images import images_with_meta_key
+
+    metas = [{"done": {"n": i}} if i % 2 else {"x": '"done" inside'} for i in range(7)]
+    metas[6] = {"fertig ✓": 1, "done": 6}
+    ids = project.add_image_records(
+        [f"m{i}.jpg" for i in range(7)], [10] * 7, [10] * 7, metas=metas
+    ).tolist()
+    expected = [(ids[i], {"n": i}) for i in (1, 3, 5)] + [(ids[6], 6)]
+    assert project.images_with_meta("done") == expected
+    assert project.images_with_meta("done", after=ids[3], limit=1) == [expected[2]]
+    assert project.images_with_meta("done", match=lambda v: v == 6) == [expected[3]]
+    assert project.images_with_meta("fertig ✓") == [(ids[6], 1)]
+    with read_transaction(project.engine) as conn:  # pages smaller than the answer
+        assert list(images_with_meta_key(conn, "done", chunk=1)) == expected

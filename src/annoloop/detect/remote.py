@@ -132,13 +132,13 @@ class RemoteProject:
         params: dict[str, Any] = {"key": key, "limit": PAGE}
         if model is not None:
             params["model"] = model
-        offset = 0
+        after = 0
         while True:
-            page = self._json("GET", "/api/detections/stamps", params={**params, "offset": offset})
+            page = self._json("GET", "/api/detections/stamps", params={**params, "after": after})
             out.update({int(row["image_id"]): row["stamp"] for row in page["items"]})
-            offset += len(page["items"])
-            if not page["items"] or offset >= int(page["total"]):
+            if page.get("next_after") is None:
                 return out
+            after = int(page["next_after"])
 
     def media_url(self, image_id: int) -> str:
         """The URL of an image's original file."""

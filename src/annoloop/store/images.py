@@ -298,3 +298,37 @@ def image_row(conn: Connection, image_id: int) -> tuple[str, int, int]:
         raise NotFound(f"no image with id {image_id}")
     loc, w, h = rows[0]
     return str(loc), int(w), int(h)
+
+
+def images_with_meta_key(
+    conn: Connection, key: str, *, after: int = 0, chunk: int = 2000
+) -> Iterable[tuple[int, Any]]:
+    """``(image id, meta[key])`` of the images whose meta holds the top-level ``key``, in id
+    order, from ids above ``after``; read in keyset pages of ``chunk`` rows.
+
+    The stored JSON text is matched against the key's JSON form (``"key"``) first, so the
+    database hands over only candidate rows; each is then parsed and checked exactly (the text
+    may also stand inside a value). Keys with characters JSON writers may spell differently
+    (non-ASCII) are checked on every row.
+    """
+    ph = bulk.placeholder(conn)
+    text = "meta" if bulk.is_sqlite(conn) else "CAST(meta AS TEXT)"
+    needle = json.dumps(key)
+    cond, extra = "meta IS NOT NULL", []
+    if needle.isascii():
+        escaped = needle.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+        cond, extra = f"{text} LIKE {ph} ESCAPE '!'", [f"%{escaped}%"]
+    last = int(after)
+    while True:
+        rows = bulk.fetch_rows(
+            conn,
+            f"SELECT id, meta FROM image WHERE id > {ph} AND {cond} ORDER BY id LIMIT {int(chunk)}",
+            [last, *extra],
+        )
+        for image_id, meta in rows:
+            value = json.loads(meta) if isinstance(meta, str) else meta
+            if isinstance(value, dict) and key in value:
+                yield int(image_id), value[key]
+        if len(rows) < chunk:
+            return
+        last = int(rows[-1][0])

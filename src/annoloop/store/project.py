@@ -375,6 +375,30 @@ class Project:
         created_at."""
         return self._read(lambda c: _images.images_frame(c, ids))
 
+    def images_with_meta(
+        self,
+        key: str,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+        match: Any = None,
+    ) -> list[tuple[int, Any]]:
+        """``(image id, meta[key])`` of the images whose meta holds ``key`` (and whose value
+        passes ``match``, a predicate, when given), in id order from ids above ``after``, at
+        most ``limit``. Reads only candidate rows, in pages (see
+        :func:`annoloop.store.images.images_with_meta_key`)."""
+
+        def read(conn: sa.Connection) -> list[tuple[int, Any]]:
+            out: list[tuple[int, Any]] = []
+            for image_id, value in _images.images_with_meta_key(conn, key, after=after):
+                if match is None or match(value):
+                    out.append((image_id, value))
+                    if limit is not None and len(out) >= limit:
+                        break
+            return out
+
+        return self._read(read)
+
     def image_location(self, image_id: int) -> Any:
         """The storage Location of an image (resolved against the media root)."""
         loc, _, _ = self._read(lambda c: _images.image_row(c, image_id))

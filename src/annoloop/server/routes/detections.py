@@ -25,7 +25,7 @@ from annoloop.detect.messages import DetectionsIn, results_from_body
 from annoloop.detect.settings import STAMP_KEY
 from annoloop.detect.workflow import store_results
 from annoloop.errors import InvalidInput, NotFound
-from annoloop.server.deps import Ctx, Designer
+from annoloop.server.deps import MAX_ID, Ctx, Designer
 
 router = APIRouter(tags=["detections"])
 
@@ -36,18 +36,20 @@ def list_stamps(
     ctx: Ctx,
     key: Annotated[str, Query(min_length=1, max_length=100)] = STAMP_KEY,
     model: Annotated[str | None, Query(min_length=1, max_length=401)] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
 ) -> dict:
     """A page of the images whose meta holds the stamp ``key`` (made by ``model``, the
-    detector's ``name@version``, when given), ordered by id, and their count."""
-    frame = ctx.project.images()
-    rows = []
-    for image_id, meta in zip(frame["id"].tolist(), frame["meta"].tolist(), strict=True):
-        found = meta.get(key) if isinstance(meta, dict) else None
-        if isinstance(found, dict) and (model is None or found.get("model") == model):
-            rows.append({"image_id": int(image_id), "stamp": found})
-    return {"total": len(rows), "items": rows[offset : offset + limit]}
+    detector's ``name@version``, when given), in id order from ids above ``after``;
+    ``next_after`` is the ``after`` of the next page (null on the last). Keyset pages: each
+    costs the same however far into a large project it is."""
+
+    def wanted(stamp: object) -> bool:
+        return isinstance(stamp, dict) and (model is None or stamp.get("model") == model)
+
+    found = ctx.project.images_with_meta(key, after=after, limit=limit, match=wanted)
+    items = [{"image_id": image_id, "stamp": stamp} for image_id, stamp in found]
+    return {"items": items, "next_after": items[-1]["image_id"] if len(items) == limit else None}
 
 
 @router.post("/detections", status_code=201)
