@@ -180,6 +180,14 @@ def test_demo_serve_step_checks_and_prints_a_login(folder: Path) -> None:
 
     info = demo_serve.check(folder)
     assert info.checked and info.url.startswith("http://127.0.0.1:")
+    # remote detection ran through the API: every image is stamped now, by the REST route
+    assert "remote detection through the REST API" in info.summary()
+    from annoloop.detect import STAMP_KEY
+    from annoloop.store import Project
+
+    with Project.open(folder) as p:
+        metas = p.images()["meta"].tolist()
+    assert metas and all(isinstance(m, dict) and STAMP_KEY in m for m in metas)
     assert info.user == demo_serve.DEMO_USER and info.open_items >= 1
     assert "annoloop serve" in info.command
     # the demo user can log in afterwards with what was printed
@@ -190,4 +198,5 @@ def test_demo_serve_step_checks_and_prints_a_login(folder: Path) -> None:
     with TestClient(create_app(folder)) as c:
         r = c.post("/api/login", json={"name": info.user, "password": info.password})
         assert r.status_code == 200 and r.json()["user"]["role"] == "admin"
-    assert demo_serve.check(folder).checked  # a second time keeps the user and the task
+    again = demo_serve.check(folder)  # a second time keeps the user and the task
+    assert again.checked and "0 images processed" in again.remote  # all stamped: skipped

@@ -1,7 +1,9 @@
 """The demo's last step: serve the demo project in the web UI.
 
 :func:`prepare` gives the project a login and something to annotate; :func:`check` starts the
-server on 127.0.0.1, logs in, checks the UI and the task list answer, and stops it;
+server on 127.0.0.1, logs in, checks the UI and the task list answer, runs detection against
+it in remote mode (:func:`remote_detect`: media and boxes through the REST API only), and stops
+it;
 :func:`serve_foreground` serves until Ctrl-C. ``annoloop demo`` ends with one of them and
 prints the URL and the login.
 """
@@ -29,14 +31,16 @@ class ServeInfo:
     open_items: int
     checked: bool
     command: str
+    remote: str = ""  # what remote detection through the API did (check only)
 
     def summary(self) -> str:
         """One line for the demo's output."""
         state = "answered (login, UI, task list)" if self.checked else "ready"
-        return (
+        line = (
             f"web UI at {self.url} {state}; log in as {self.user} / {self.password}; task "
             f"{self.task!r} has {self.open_items} open items"
         )
+        return f"{line}; {self.remote}" if self.remote else line
 
 
 def prepare(project: Any) -> tuple[str, int]:
@@ -91,7 +95,29 @@ def check(folder: Path, *, timeout: float = 20.0) -> ServeInfo:
                 if r.status_code != 200:
                     raise AnnoloopError(f"demo server check: {what} answered {r.status_code}")
             url = server.url
-    return _info(folder, url, task, open_items, checked=True)
+            remote = remote_detect(project, url, folder / "detections" / "remote-cache")
+    info = _info(folder, url, task, open_items, checked=True)
+    info.remote = remote
+    return info
+
+
+def remote_detect(project: Any, url: str, cache: Path) -> str:
+    """OpenEM's remote workflow against the served project: with the demo user's API key,
+    MTCNN runs here over the images no detector has stamped yet, fetched and uploaded through
+    the REST API only; returns what it did, in words."""
+    import annoloop.detect as detect
+    from annoloop.server.auth import issue_api_key
+
+    key = issue_api_key(project, DEMO_USER)
+    report = detect.run(
+        "mtcnn", server=url, token=key, images="all", img_max_side=256, keep_threshold=0.9,
+        device="cpu", cache_dir=cache,
+    )  # fmt: skip
+    s = report.summary()
+    return (
+        f"remote detection through the REST API: {s['processed']} images processed, "
+        f"{s['boxes']} faces uploaded, {s['skipped']} skipped (stamped already)"
+    )
 
 
 def serve_foreground(folder: Path, *, host: str = "127.0.0.1", port: int = 8000) -> ServeInfo:
