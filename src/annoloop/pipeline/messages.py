@@ -108,6 +108,13 @@ class ScriptJobResult(_Message):
     seconds: float = 0.0
 
     @classmethod
+    def of(cls, request: Any, **fields: Any) -> ScriptJobResult:
+        """The result of running ``request`` (its job, element and iteration) with ``fields``."""
+        return cls(
+            job_id=request.job_id, element=request.element, iteration=request.iteration, **fields
+        )
+
+    @classmethod
     def example(cls) -> ScriptJobResult:
         return cls(
             ok=True,

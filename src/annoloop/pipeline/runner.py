@@ -317,12 +317,10 @@ def execute_script(
     throttle = ProgressThrottle(_forward_progress(), _persist_progress(project, request))
     ctx = ScriptContext(project=project, request=request, logger=logger, on_progress=throttle)
     if commit and not run_write(project.engine, lambda c: mark_running(c, request)):
-        return ScriptJobResult(
+        return ScriptJobResult.of(
+            request,
             ok=True,
             committed=False,
-            job_id=request.job_id,
-            element=request.element,
-            iteration=request.iteration,
             message="already done",
         )
     try:
@@ -384,13 +382,11 @@ def _finish_rejected(project, request, handler, started, commit):  # type: ignor
         return True
 
     done = run_write(project.engine, write) if commit else False
-    return ScriptJobResult(
+    return ScriptJobResult.of(
+        request,
         ok=True,
         committed=bool(done),
         rejected=True,
-        job_id=request.job_id,
-        element=request.element,
-        iteration=request.iteration,
         message="rejected",
         seconds=time.perf_counter() - started,
     )
@@ -448,12 +444,10 @@ def _finish_failed(project, request, handler, exc, text, started, commit, cancel
             done = bool(run_write(project.engine, write))
         except Exception:
             log.exception("could not record the failure of job %s", request.job_id)
-    return ScriptJobResult(
+    return ScriptJobResult.of(
+        request,
         ok=False,
         committed=done,
-        job_id=request.job_id,
-        element=request.element,
-        iteration=request.iteration,
         message="stopped" if cancelled else "failed",
         error=error,
         traceback=text,
@@ -472,12 +466,10 @@ def _finish_ok(project, request, handler, outputs, broken, started, commit):  # 
     if not commit:
         for rec in handler.take():
             logging.getLogger("annoloop.pipe.debug").info("%s", rec[-1])
-        return ScriptJobResult(
+        return ScriptJobResult.of(
+            request,
             ok=True,
             committed=False,
-            job_id=request.job_id,
-            element=request.element,
-            iteration=request.iteration,
             message="debug run: nothing written",
             counts=counts,
             seconds=time.perf_counter() - started,
@@ -500,22 +492,18 @@ def _finish_ok(project, request, handler, outputs, broken, started, commit):  # 
         text = tb_module.format_exc()
         return _finish_failed(project, request, handler, exc, text, started, True, False)
     if written is None:
-        return ScriptJobResult(
+        return ScriptJobResult.of(
+            request,
             ok=True,
             committed=False,
-            job_id=request.job_id,
-            element=request.element,
-            iteration=request.iteration,
             message="outputs discarded: a newer run took over",
             counts=counts,
             seconds=time.perf_counter() - started,
         )
-    return ScriptJobResult(
+    return ScriptJobResult.of(
+        request,
         ok=True,
         committed=True,
-        job_id=request.job_id,
-        element=request.element,
-        iteration=request.iteration,
         message="finished",
         counts={**counts, **written},
         seconds=time.perf_counter() - started,
