@@ -15,10 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from annoloop.ai.sample_data import MOSAIC_PHOTOS, mosaic_tiles
 from annoloop.samples import photo_path
 from annoloop.storage import read_image
 
-PHOTOS = ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "flower.jpg", "china.jpg")
+PHOTOS = MOSAIC_PHOTOS
 
 
 def _photos() -> list[np.ndarray]:
@@ -29,19 +30,7 @@ def mosaic(
     seed: int, tile: int = 128, photos: list[np.ndarray] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """One mosaic image (2*tile x 3*tile x 3 uint8) and its 2 x 3 grid of photo indices."""
-    photos = photos or _photos()
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(PHOTOS))
-    img = np.zeros((2 * tile, 3 * tile, 3), np.uint8)
-    grid = np.zeros((2, 3), np.int64)
-    for k, which in enumerate(order):
-        i, j = divmod(k, 3)
-        p = photos[which]
-        y = rng.integers(0, p.shape[0] - tile)
-        x = rng.integers(0, p.shape[1] - tile)
-        img[i * tile : (i + 1) * tile, j * tile : (j + 1) * tile] = p[y : y + tile, x : x + tile]
-        grid[i, j] = which
-    return img, grid
+    return mosaic_tiles(np.random.default_rng(seed), photos or _photos(), tile)
 
 
 def points_in(grid: np.ndarray, n: int, seed: int, tile: int = 128) -> tuple[np.ndarray, list[str]]:

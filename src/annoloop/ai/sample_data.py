@@ -57,6 +57,23 @@ MOSAIC_PHOTOS = (
 )
 
 
+def mosaic_tiles(
+    rng: np.random.Generator, photos: list[np.ndarray], tile: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """A 2 x 3 mosaic (``2*tile`` x ``3*tile`` x 3 uint8) of random ``tile``-sized crops of the
+    six ``photos`` in a shuffled order, and its 2 x 3 grid of photo indices."""
+    img = np.zeros((2 * tile, 3 * tile, 3), np.uint8)
+    grid = np.zeros((2, 3), np.int64)
+    for k, which in enumerate(rng.permutation(len(photos))):
+        i, j = divmod(k, 3)
+        p = photos[which]
+        y = rng.integers(0, p.shape[0] - tile)
+        x = rng.integers(0, p.shape[1] - tile)
+        img[i * tile : (i + 1) * tile, j * tile : (j + 1) * tile] = p[y : y + tile, x : x + tile]
+        grid[i, j] = which
+    return img, grid
+
+
 def write_point_mosaics(
     folder: Path, n_images: int = 12, n_points: int = 30, tile: int = 96, seed: int = 0
 ) -> TrainingData:
@@ -72,18 +89,7 @@ def write_point_mosaics(
     h, w = 2 * tile, 3 * tile
     for s in range(n_images):
         rng = np.random.default_rng(seed * 100_003 + s)
-        order = rng.permutation(len(photos))
-        img = np.zeros((h, w, 3), np.uint8)
-        grid = np.zeros((2, 3), np.int64)
-        for k, which in enumerate(order):
-            i, j = divmod(k, 3)
-            p = photos[which]
-            y = rng.integers(0, p.shape[0] - tile)
-            x = rng.integers(0, p.shape[1] - tile)
-            img[i * tile : (i + 1) * tile, j * tile : (j + 1) * tile] = p[
-                y : y + tile, x : x + tile
-            ]
-            grid[i, j] = which
+        img, grid = mosaic_tiles(rng, photos, tile)
         path = folder / f"mosaic-{seed}-{s:03d}.png"
         Image.fromarray(img).save(path)
         items.append(ImageItem(s + 1, str(path), w, h))
