@@ -500,37 +500,38 @@ def _in_id_order(table: Any, id_col: int | None = None) -> Any:
     return ordered if id_col is not None else ordered.remove_column(key)
 
 
-def _categorical_column(col: Any) -> Any:
-    """An Arrow string column as a pandas Categorical, straight from its dictionary encoding."""
+def _dictionary(col: Any) -> tuple[list[Any], np.ndarray]:
+    """An Arrow column's distinct values and, per row, the code of its value (-1 for null):
+    the work per distinct value, not per row."""
     import pyarrow.compute as pc
 
-    encoded = pc.dictionary_encode(col.cast("string")).combine_chunks()
+    encoded = pc.dictionary_encode(col).combine_chunks()
     codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
-    return _categorical(codes, encoded.dictionary.to_pylist())
+    return encoded.dictionary.to_pylist(), codes
+
+
+def _categorical_column(col: Any) -> Any:
+    """An Arrow string column as a pandas Categorical, straight from its dictionary encoding."""
+    values, codes = _dictionary(col.cast("string"))
+    return _categorical(codes, values)
 
 
 def _time_column(col: Any) -> np.ndarray:
     """Stored timestamp texts -> datetime64[us]; each distinct text is parsed once (rows of one
     bulk insert share theirs)."""
     import pandas as pd
-    import pyarrow.compute as pc
 
-    encoded = pc.dictionary_encode(col.cast("string")).combine_chunks()
-    texts = pd.Series(encoded.dictionary.to_pylist(), dtype=object)
-    parsed = pd.to_datetime(texts, format="ISO8601", utc=True).dt.tz_localize(None)
-    parsed = parsed.to_numpy().astype("datetime64[us]")
-    codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+    values, codes = _dictionary(col.cast("string"))
+    parsed = pd.to_datetime(pd.Series(values, dtype=object), format="ISO8601", utc=True)
+    parsed = parsed.dt.tz_localize(None).to_numpy().astype("datetime64[us]")
     return np.append(parsed, np.datetime64("NaT", "us"))[codes]
 
 
 def _object_column(col: Any) -> np.ndarray:
     """An Arrow string column as an object array, built per distinct value, not per row."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     if pa.types.is_null(col.type):
         return np.full(len(col), None, dtype=object)
-    encoded = pc.dictionary_encode(col).combine_chunks()
-    values = np.array([*encoded.dictionary.to_pylist(), None], dtype=object)
-    indices = encoded.indices.fill_null(len(values) - 1).to_numpy(zero_copy_only=False)
-    return values[indices]
+    values, codes = _dictionary(col)
+    return np.array([*values, None], dtype=object)[codes]  # code -1: the None at the end
