@@ -322,13 +322,10 @@ def _label_lists(ids: np.ndarray, names: dict[int, str]) -> tuple[np.ndarray, np
     label, picked by fancy indexing (no Python work per row)."""
     if not len(ids):
         return np.empty(0, dtype=object), np.empty(0, dtype=object)
-    if ids.max() < 1 << 24:  # label ids are small: a lookup table beats sorting them all
-        uniq = np.flatnonzero(np.bincount(ids + 1)) - 1
-        lut = np.zeros(int(uniq[-1]) + 2, dtype=np.int64)
-        lut[uniq + 1] = np.arange(len(uniq))
-        inverse = lut[ids + 1]
-    else:
-        uniq, inverse = np.unique(ids, return_inverse=True)
+    shifted = ids + 1  # -1 (no label) -> 0: the id helpers take non-negative ids
+    uniq = unique_ids(shifted)
+    inverse = positions(uniq, shifted)
+    uniq = uniq - 1
     by_name = _objects([ReadOnlyList([names.get(int(u))]) if u >= 0 else _EMPTY for u in uniq])
     by_id = _objects([ReadOnlyList([int(u)]) if u >= 0 else _EMPTY for u in uniq])
     return by_name[inverse], by_id[inverse]
