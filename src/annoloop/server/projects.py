@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import threading
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,10 +31,6 @@ from annoloop.server.auth import User, check_role, check_user_name, update_user
 _PROJECT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 MAX_PROJECT_NAME = 64
 PROJECTS_FOLDER = "projects"
-# Creating or opening a project may migrate its database, and Alembic's migration context is
-# process-global: two migrations in two threads at once mix up. The server's threads take
-# this lock around both.
-OPEN_LOCK = threading.RLock()
 
 
 @dataclass(frozen=True)
@@ -171,8 +166,8 @@ def open_project(home: Any, entry: ProjectEntry) -> Any:
     """Open the registered project ``entry`` (a :class:`~annoloop.store.Project`)."""
     from annoloop.store import Project
 
-    with OPEN_LOCK:
-        return Project.open(resolve_location(home, entry))
+    # opening may migrate the database; store.engine.upgrade lets one migration run at a time
+    return Project.open(resolve_location(home, entry))
 
 
 def create_project(
@@ -210,14 +205,12 @@ def create_project(
                 f"the folder {PROJECTS_FOLDER}/{name} exists in the home folder"
             ) from None
         try:
-            with OPEN_LOCK:
-                Project.init(folder, name=name, database_url=database_url).close()
+            Project.init(folder, name=name, database_url=database_url).close()
             return _register(home, name, f"{PROJECTS_FOLDER}/{name}", created_by)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)  # ours alone: made just above
             raise
-    with OPEN_LOCK:
-        stored = _open_or_init(home, name, str(location), database_url)
+    stored = _open_or_init(home, name, str(location), database_url)
     return _register(home, name, stored, created_by)
 
 
