@@ -229,10 +229,10 @@ def bare_forward(args: dict, images: list[Path]) -> tuple[list[float], list[floa
             crop_patches(arr, pts[j : j + ext.batch_size], ext.patch_size)
             for j in range(0, len(pts), ext.batch_size)
         ]
-        if ext.onnx is not None:
+        if ext.runner is not None:  # onnx or openvino: the graph takes the uint8 patches
             t0, c0 = time.perf_counter(), time.process_time()
             for x in crops:
-                ext.onnx.features(x)
+                ext.runner.features(x)
         else:
             batches = [bb.to_input(x) for x in crops]
             t0, c0 = time.perf_counter(), time.process_time()
@@ -395,6 +395,7 @@ VARIANTS = {
     "annoloop_onnx": ("onnx", "float32"),
     "annoloop_bf16": ("torch", "bfloat16"),
     "annoloop_int8": ("onnx", "int8"),
+    "annoloop_ov_bf16": ("openvino", "bfloat16"),  # the default where the CPU has bfloat16
 }
 
 
@@ -405,9 +406,9 @@ def worker_warm(args: dict) -> dict:
     from annoloop.points.extractors import get_extractor
 
     t0 = time.perf_counter()
-    for precision in ("float32", "int8"):
+    for runtime, precision in VARIANTS.values():
         get_extractor(ExtractorSpec(name="spacer-efficientnet-b0", weights=args["weights"],
-                                    runtime="onnx", precision=precision))  # fmt: skip
+                                    runtime=runtime, precision=precision))  # fmt: skip
     return {"convert_s": time.perf_counter() - t0}
 
 

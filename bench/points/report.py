@@ -27,6 +27,7 @@ TOOLS = {
     "annoloop_onnx": "annoloop onnx float32",
     "annoloop_bf16": "annoloop torch bfloat16",
     "annoloop_int8": "annoloop onnx int8",
+    "annoloop_ov_bf16": "annoloop openvino bfloat16",
 }
 
 

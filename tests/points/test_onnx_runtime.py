@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from annoloop.errors import InvalidInput
 from annoloop.points import ExtractorSpec
-from annoloop.points.extractors import clear_extractor_cache, get_extractor
+from annoloop.points.extractors import clear_extractor_cache, get_extractor, resolve_runtime
 
 PATCH = 96  # small patches keep the export and the int8 calibration quick
 
@@ -90,11 +90,13 @@ def test_the_model_is_converted_once_per_backbone(
 
 def test_auto_runtime_picks_onnx_for_float32_on_the_cpu(onnx_cache: Path) -> None:
     ext, _ = get_extractor(ExtractorSpec(name="efficientnet-lite0", patch_size=PATCH,
-                                         device="cpu"))  # fmt: skip
-    assert ext.runtime == "onnx"
-    bf16, _ = get_extractor(ExtractorSpec(name="efficientnet-lite0", patch_size=PATCH,
-                                          precision="bfloat16"))  # fmt: skip
-    assert bf16.runtime == "torch" and bf16.onnx is None
+                                         device="cpu", precision="float32"))  # fmt: skip
+    assert (ext.runtime, ext.precision) == ("onnx", "float32") and ext.onnx is not None
+    int8 = resolve_runtime(ExtractorSpec(name="efficientnet-lite0", precision="int8"))
+    assert int8 == ("onnx", "int8")
+    # torch asked for: auto precision is float32 there (bfloat16 only on OpenVINO)
+    torch_auto = resolve_runtime(ExtractorSpec(name="efficientnet-lite0", runtime="torch"))
+    assert torch_auto == ("torch", "float32")
 
 
 def test_bad_runtime_options_are_refused(onnx_cache: Path, tmp_path: Path) -> None:

@@ -158,7 +158,8 @@ class DummyExtractor(FeatureExtractor):
 
 
 class BackboneExtractor(FeatureExtractor):
-    """Features from a registered backbone (:mod:`annoloop.backbones`)."""
+    """Features from a registered backbone (:mod:`annoloop.backbones`), run in torch, ONNX
+    Runtime or OpenVINO (see :func:`resolve_runtime`)."""
 
     overlap_crop = True
 
@@ -170,76 +171,115 @@ class BackboneExtractor(FeatureExtractor):
         settings = get_settings()
         configure_threads(settings.torch_threads)
         device = self.spec.device or settings.device
-        precision = self.spec.precision or settings.points_precision
         asked = self.spec.runtime or settings.points_runtime
-        self.runtime = _pick_runtime(asked, device, precision)
-        onnx = self.runtime == "onnx"
+        self.runtime, self.precision = resolve_runtime(self.spec)
+        exported = self.runtime in ("onnx", "openvino")
         self.backbone = get_backbone(
             self.spec.name,
             weights=self.spec.weights,
-            # the onnx runtime exports the float32 network from the CPU
-            device="cpu" if onnx else device,
-            precision="float32" if onnx else precision,
+            # onnx and openvino run the float32 network exported from the CPU
+            device="cpu" if exported else device,
+            precision="float32" if exported else self.precision,
             **self.spec.options,
         )
         self.feature_dim = int(self.backbone.feature_dim)
-        self.onnx: Any = None
-        if onnx:
-            from annoloop.backbones.onnx_runtime import OnnxRunner
-
+        self.runner: Any = None
+        if exported:
             try:
-                self.onnx = OnnxRunner(
-                    self.backbone,
-                    self.patch_size,
-                    precision,
-                    threads=settings.torch_threads or None,
-                    cache_dir=settings.points_onnx_cache or None,
-                )
+                self.runner = self._runner(settings)
             except Exception as exc:
-                if asked == "onnx":
+                if asked != "auto" or self.precision == "int8":
                     raise
                 # auto: a network that does not export still runs, in torch
                 log.warning(
-                    "onnx export of %s failed (%s); running it in torch", self.spec.name, exc
-                )
-                self.runtime = "torch"
+                    "%s export of %s failed (%s); running it in torch float32",
+                    self.runtime, self.spec.name, exc,
+                )  # fmt: skip
+                self.runtime, self.precision = "torch", "float32"
+                self.backbone = get_backbone(
+                    self.spec.name, weights=self.spec.weights, device=device,
+                    precision="float32", **self.spec.options,
+                )  # fmt: skip
+
+    def _runner(self, settings: Any) -> Any:
+        common = {
+            "threads": settings.torch_threads or None,
+            "cache_dir": settings.points_onnx_cache or None,
+        }
+        if self.runtime == "openvino":
+            from annoloop.backbones.openvino_runtime import OpenVinoRunner
+
+            return OpenVinoRunner(self.backbone, self.patch_size, self.precision, **common)
+        from annoloop.backbones.onnx_runtime import OnnxRunner
+
+        return OnnxRunner(self.backbone, self.patch_size, self.precision, **common)
+
+    @property
+    def onnx(self) -> Any:
+        """The ONNX Runtime runner, when that is the runtime (else None)."""
+        return self.runner if self.runtime == "onnx" else None
 
     def patches_to_features(self, patches: np.ndarray) -> np.ndarray:
-        if self.onnx is not None:
-            return self.onnx.features(patches)
+        if self.runner is not None:
+            return self.runner.features(patches)
         return self.backbone.features(patches)
 
     def __repr__(self) -> str:
-        run = f", {self.onnx!r}" if self.onnx is not None else ""
+        run = f", {self.runner!r}" if self.runner is not None else ""
         return f"BackboneExtractor({self.backbone!r}{run}, patch_size={self.patch_size})"
 
 
-def _pick_runtime(runtime: str, device: str, precision: str) -> str:
-    """Resolve ``auto`` and reject combinations that cannot run.
+_PACKAGES = {"onnx": "onnxruntime", "openvino": "openvino"}
 
-    ``auto`` is ONNX Runtime for float32 and int8 on the CPU (float32 features equal torch's
-    within about 1e-4, about 2x faster than torch eager: bench/points/RESULTS.md), torch otherwise.
+
+def resolve_runtime(spec: ExtractorSpec) -> tuple[str, str]:
+    """The (runtime, precision) a backbone extractor for ``spec`` runs with: ``auto`` values
+    resolved, combinations that cannot run rejected.
+
+    - precision ``auto``: bfloat16 on OpenVINO where the CPU runs bfloat16 in hardware and
+      OpenVINO is installed (half the time of the fastest float32 forward, features within
+      cosine 0.996 of float32's: bench/points/RESULTS.md), float32 everywhere else;
+    - runtime ``auto``: OpenVINO for bfloat16 on the CPU (torch without it), ONNX Runtime
+      for float32 and int8 on the CPU (float32 features equal torch's within about 1e-4,
+      about 2x faster than torch eager), torch otherwise (GPUs, float16, no onnxruntime).
     """
-    if runtime == "auto":
-        runtime = "onnx"
-        if precision in ("bfloat16", "float16"):
-            runtime = "torch"
-        elif precision == "float32":
-            from annoloop.backbones.device import resolve_device
+    settings = get_settings()
+    runtime = spec.runtime or settings.points_runtime
+    precision = spec.precision or settings.points_precision
+    device = spec.device or settings.device
+    from annoloop.backbones.device import resolve_device
 
-            on_cpu = resolve_device(device).type == "cpu"
-            if not on_cpu or importlib.util.find_spec("onnxruntime") is None:
-                runtime = "torch"
-    if runtime == "torch" and precision == "int8":
+    on_cpu = device in ("auto", "cpu") and resolve_device(device).type == "cpu"
+    if precision == "auto":
+        precision = "float32"
+        if on_cpu and runtime in ("auto", "openvino"):
+            from annoloop.backbones.openvino_runtime import native_bfloat16
+
+            if native_bfloat16():
+                precision = "bfloat16"
+    if runtime == "auto":
+        wanted = {"bfloat16": "openvino", "float32": "onnx", "int8": "onnx"}.get(precision)
+        runtime = "torch"
+        if on_cpu and wanted and importlib.util.find_spec(_PACKAGES[wanted]) is not None:
+            runtime = wanted
+    allowed = {"onnx": ("float32", "int8"), "openvino": ("float32", "bfloat16")}
+    if precision == "int8" and runtime != "onnx":
         raise InvalidInput(
             "int8 runs on the onnx runtime: set runtime='onnx' (ANNOLOOP_POINTS_RUNTIME)",
             "precision",
         )
-    if runtime == "onnx" and device not in ("auto", "cpu"):
-        raise InvalidInput(
-            f"the onnx runtime runs on the CPU; device {device!r} needs runtime='torch'", "device"
-        )
-    return runtime
+    if runtime in allowed:
+        if device not in ("auto", "cpu"):
+            raise InvalidInput(
+                f"the {runtime} runtime runs on the CPU; device {device!r} needs runtime='torch'",
+                "device",
+            )
+        if precision not in allowed[runtime]:
+            raise InvalidInput(
+                f"the {runtime} runtime runs {' or '.join(allowed[runtime])}, not {precision!r}",
+                "precision",
+            )
+    return runtime, precision
 
 
 _CACHE: OrderedDict[str, FeatureExtractor] = OrderedDict()

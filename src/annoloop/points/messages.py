@@ -51,8 +51,12 @@ class ExtractorSpec(Message):
     ``torchvision:ARCH``, ``timm:ARCH``, an ``annoloop.backbones`` entry point), ``dummy``,
     or ``package.module:ExtractorClass`` for a custom :class:`FeatureExtractor`.
     ``runtime``: ``torch`` (eager, any device), ``onnx`` (the same network exported once and
-    run by ONNX Runtime on the CPU: float32, or int8 quantized on real patches) or ``auto``
-    (onnx for float32 on the CPU when onnxruntime is installed, torch otherwise).
+    run by ONNX Runtime on the CPU: float32, or int8 quantized on real patches), ``openvino``
+    (the same export compiled by OpenVINO on the CPU: bfloat16 or float32) or ``auto``.
+    ``precision``: ``auto`` is bfloat16 where the CPU runs it in hardware and OpenVINO is
+    installed, float32 elsewhere; ``runtime="auto"`` then picks openvino for bfloat16 on the
+    CPU, onnx for float32 and int8 on the CPU, torch otherwise
+    (:func:`annoloop.points.extractors.resolve_runtime`).
     Fields left None take their value from :mod:`annoloop.points.settings`.
     """
 
@@ -61,9 +65,10 @@ class ExtractorSpec(Message):
     patch_size: int | None = Field(None, ge=8, le=4096)
     batch_size: int | None = Field(None, ge=1, le=4096)
     device: str | None = None
-    # torch: float32, bfloat16, float16 (CUDA); onnx (ONNX Runtime, CPU): float32 or int8
-    runtime: Literal["auto", "torch", "onnx"] | None = None
-    precision: Literal["float32", "bfloat16", "float16", "int8"] | None = None
+    # torch: float32, bfloat16, float16 (CUDA); onnx (ONNX Runtime, CPU): float32 or int8;
+    # openvino (CPU): bfloat16 or float32
+    runtime: Literal["auto", "torch", "onnx", "openvino"] | None = None
+    precision: Literal["auto", "float32", "bfloat16", "float16", "int8"] | None = None
     feature_dim: int | None = Field(None, ge=1, le=1 << 16)
     options: dict[str, Any] = Field(default_factory=dict)
 

@@ -86,11 +86,16 @@ def _images(project: Any, image_ids: Any) -> Any:
 def extractor_key(spec: ExtractorSpec) -> str:
     """Short key of what makes features differ: backbone, weights, patch size, precision."""
     settings = get_settings()
+    precision = spec.precision or settings.points_precision
+    if precision == "auto" and spec.name != "dummy":
+        from annoloop.points.extractors import resolve_runtime
+
+        precision = resolve_runtime(spec)[1]  # what this machine will run
     ident = {
         "name": spec.name,
         "weights": spec.weights,
         "patch": spec.patch_size or settings.points_patch_size,
-        "precision": spec.precision or settings.points_precision,
+        "precision": precision,
         "dim": spec.feature_dim,
         "options": spec.options,
     }

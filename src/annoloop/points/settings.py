@@ -6,10 +6,13 @@ variable                       default    meaning
 ANNOLOOP_DEVICE                auto       torch device for extractors (auto = CUDA if present)
 ANNOLOOP_TORCH_THREADS         0          torch CPU threads (0 = torch's own choice)
 ANNOLOOP_POINTS_BATCH_SIZE     16         patches per forward pass
-ANNOLOOP_POINTS_RUNTIME        auto       torch, onnx (ONNX Runtime, CPU) or auto (onnx for
-                                          float32 on the CPU, else torch)
-ANNOLOOP_POINTS_PRECISION      float32    float32, bfloat16 (torch), float16 (torch, CUDA),
-                                          int8 (onnx)
+ANNOLOOP_POINTS_RUNTIME        auto       torch, onnx (ONNX Runtime, CPU), openvino (CPU) or
+                                          auto (openvino for bfloat16 on the CPU, onnx for
+                                          float32 and int8 on the CPU, else torch)
+ANNOLOOP_POINTS_PRECISION      auto       float32, bfloat16 (openvino, torch), float16
+                                          (torch, CUDA), int8 (onnx) or auto (bfloat16 where
+                                          the CPU has it in hardware and OpenVINO is
+                                          installed, else float32)
 ANNOLOOP_POINTS_ONNX_CACHE     (empty)    folder of converted ONNX models (empty:
                                           $XDG_CACHE_HOME/annoloop/onnx)
 ANNOLOOP_POINTS_PATCH_SIZE     224        side of the square patch cropped at each point
@@ -36,8 +39,8 @@ class PointsSettings(BaseSettings):
     device: str = "auto"
     torch_threads: int = Field(0, ge=0)
     points_batch_size: int = Field(16, ge=1, le=4096)
-    points_runtime: Literal["auto", "torch", "onnx"] = "auto"
-    points_precision: Literal["float32", "bfloat16", "float16", "int8"] = "float32"
+    points_runtime: Literal["auto", "torch", "onnx", "openvino"] = "auto"
+    points_precision: Literal["auto", "float32", "bfloat16", "float16", "int8"] = "auto"
     points_onnx_cache: str = ""
     points_patch_size: int = Field(224, ge=8, le=4096)
     points_max_points: int = Field(10_000, ge=1)
