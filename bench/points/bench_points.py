@@ -186,6 +186,11 @@ def worker_extract(args: dict) -> dict:
         "cpu": time.process_time() - c_all,
         "peak_rss_mb": peak_rss_mb(),
     }
+    if args["tool"] == "annoloop":  # what auto resolved to, on this machine
+        from annoloop.points.extractors import get_extractor
+
+        ext, _ = get_extractor(spec_of(args))
+        result["resolved"] = {"runtime": ext.runtime, "precision": ext.precision}
     if args["tool"] == "annoloop" and args.get("bare"):
         result["bare_forward"], result["bare_forward_cpu"] = bare_forward(args, images)
     return result
@@ -643,7 +648,8 @@ def part_train(work: Path, quick: bool, threads: int) -> dict:
 
 
 def part_memory(work: Path, threads: int, quick: bool) -> dict:
-    """10,000 x 10,000 JPEG, 1,000 points, through annoloop with EfficientNet-Lite0."""
+    """10,000 x 10,000 JPEG, 1,000 points, through annoloop with EfficientNet-Lite0 in the
+    default runtime and precision."""
     path = work / "huge-10000x10000.jpg"
     if not path.exists():
         import simplejpeg
@@ -658,8 +664,8 @@ def part_memory(work: Path, threads: int, quick: bool) -> dict:
         del big
     n = 200 if quick else 1000
     args = {"images": [str(path)], "weights": None, "points": n, "threads": threads,
-            "out_dir": str(work), "batch_size": 16, "tool": "annoloop", "precision": "float32",
-            "runtime": "torch", "backbone": "efficientnet-lite0"}  # fmt: skip
+            "out_dir": str(work), "batch_size": 16, "tool": "annoloop", "precision": "auto",
+            "runtime": "auto", "backbone": "efficientnet-lite0"}  # fmt: skip
     log("memory 10000x10000")
     res = run_worker("extract", args)
     res["image_mb"] = 10_000 * 10_000 * 3 / 2**20
@@ -669,7 +675,8 @@ def part_memory(work: Path, threads: int, quick: bool) -> dict:
 
 
 def worker_baseline(args: dict) -> dict:
-    """Peak RSS of a process that only imports torch and builds EfficientNet-Lite0."""
+    """Peak RSS of a process that only imports torch and builds EfficientNet-Lite0 (the
+    default runtime and precision, as the memory part runs it)."""
     from annoloop.points import ExtractorSpec
     from annoloop.points.extractors import get_extractor
 

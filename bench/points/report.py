@@ -294,11 +294,13 @@ def render(results: dict[str, Any]) -> str:
     if "memory" in results:
         mem = results["memory"]
         per = mem["per_image"][0]
+        resolved = mem.get("resolved") or {"runtime": "torch", "precision": "float32"}
+        run = f"{resolved['runtime']} {resolved['precision']}"
         out += [
             "## Memory",
             "",
             f"A 10,000 x 10,000 JPEG (decoded: {mem['image_mb']:.0f} MiB) with "
-            f"{mem['points']} points through annoloop (EfficientNet-Lite0, float32): peak RSS "
+            f"{mem['points']} points through annoloop (EfficientNet-Lite0, {run}): peak RSS "
             f"{mem['peak_rss_mb']:.0f} MiB; a process that only loads the extractor peaks at "
             f"{mem['baseline_rss_mb']:.0f} MiB, so the image costs "
             f"{mem['peak_rss_mb'] - mem['baseline_rss_mb']:.0f} MiB above it (one decoded copy "

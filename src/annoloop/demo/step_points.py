@@ -81,8 +81,8 @@ def run(ctx: Any, *, points_per_image: int = POINTS_PER_IMAGE, extractor: str = 
         extractor=ExtractorSpec(
             name=extractor or "efficientnet-lite0",
             patch_size=224,
-            batch_size=32,
-            precision="bfloat16",  # 2x faster on CPUs with bf16 units; cosine 0.99 to float32
+            batch_size=32,  # runtime and precision: the defaults (bfloat16 on OpenVINO
+            # where the CPU has it, float32 on ONNX Runtime elsewhere)
         ),
         clf_type="MLP",
         epochs=10,
@@ -90,6 +90,11 @@ def run(ctx: Any, *, points_per_image: int = POINTS_PER_IMAGE, extractor: str = 
         split_mode="points_stratified",
         split_ratios=(0.15, 0.15),
     )
+    ran = "no network"
+    if policy.extractor.name != "dummy":
+        from annoloop.points.extractors import resolve_runtime
+
+        ran = "{1} on {0}".format(*resolve_runtime(policy.extractor))
     outcome = train_project_classifier(project, policy=policy)
     if not outcome.trained:
         return f"points: no classifier trained ({outcome.reason})"
@@ -112,7 +117,7 @@ def run(ctx: Any, *, points_per_image: int = POINTS_PER_IMAGE, extractor: str = 
     }
     return (
         f"{points_per_image * len(ids)} points sampled on {len(ids)} photos, {n_labelled} "
-        f"labelled; {policy.extractor.name} (bfloat16) features + MLP: validation accuracy "
+        f"labelled; {policy.extractor.name} ({ran}) features + MLP: validation accuracy "
         f"{outcome.acc:.2f}, "
         f"ECE {outcome.ece:.3f}; {len(pred_ids)} point predictions stored with scores; "
         f"{held_out:.0%} of the {len(unseen)} points nobody labelled classified as the rule "
