@@ -154,3 +154,40 @@ def test_inconsistent_arrays(arrays: dict) -> None:
 def test_unknown_suffix_refused() -> None:
     with pytest.raises(InvalidInput, match=r"npz or \.safetensors"):
         _features().to_bytes(".pkl")
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_npz_reader_reads_what_numpy_wrote(compressed: bool) -> None:
+    """The one-call reader gives np.load's arrays: dtypes, shapes, Fortran order, 0-d and
+    empty arrays, PySpacer's float64 features with uint16 positions."""
+    from annoloop.points.features import _npz_arrays
+
+    rng = np.random.default_rng(0)
+    arrays = {
+        "feat": rng.standard_normal((30, 1280)),
+        "rows": np.arange(30, dtype=np.uint16),
+        "fortran": np.asfortranarray(rng.standard_normal((5, 7)).astype(np.float32)),
+        "scalar": np.array(3),
+        "empty": np.zeros((0, 4)),
+        "text": np.array("réef"),
+    }
+    buf = io.BytesIO()
+    (np.savez_compressed if compressed else np.savez)(buf, **arrays)
+    got = _npz_arrays(buf.getvalue())
+    with np.load(io.BytesIO(buf.getvalue()), allow_pickle=False) as want:
+        assert sorted(got) == sorted(want.files)
+        for name in want.files:
+            assert got[name].dtype == want[name].dtype and got[name].shape == want[name].shape
+            np.testing.assert_array_equal(got[name], want[name])
+
+
+def test_corrupted_compressed_member_is_refused() -> None:
+    feats = _features(50, 64)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, rows=feats.rows, cols=feats.cols, features=feats.features)
+    data = bytearray(buf.getvalue())
+    start = data.index(b"features.npy") + len("features.npy") + 200  # inside its deflate data
+    for i in range(start, start + 8):
+        data[i] ^= 0x55
+    with pytest.raises(InvalidInput, match=r"unreadable \.npz"):
+        ImageFeatures.from_bytes(bytes(data), "bad.npz")

@@ -77,3 +77,40 @@ def test_bad_ratios_and_modes() -> None:
         split_labels(_labels(), (0.6, 0.5))
     with pytest.raises(InvalidInput):
         split_labels(_labels(), (0.1, 0.1), "nonsense")  # type: ignore[arg-type]
+
+
+def test_matrices_fill_every_set_from_one_read_of_each_file(mem_root) -> None:
+    import numpy as np
+
+    from annoloop.points.features import ImageFeatures
+    from annoloop.points.labels import FeatureStore
+
+    rng = np.random.default_rng(0)
+    files = {}
+    for i in range(6):
+        feats = rng.standard_normal((10, 5))  # float64, as PySpacer stores them
+        loc = mem_root.join(f"m{i}.npz")
+        ImageFeatures(np.arange(10), np.arange(10) * 2, feats).save(loc, dtype="float32")
+        files[loc.url] = feats.astype(np.float32)
+    urls = list(files)
+    # points of one file in two sets, in any order, some files whole and in order
+    train = {urls[0]: [(r, 2 * r, r % 3) for r in range(10)], urls[1]: [(7, 14, 1), (2, 4, 0)]}
+    train |= {u: [(r, 2 * r, r % 3) for r in range(10)] for u in urls[2:5]}
+    ref = {urls[1]: [(0, 0, 2)], urls[5]: [(9, 18, 1), (3, 6, 0)]}
+    (xt, yt), (xr, yr) = FeatureStore().matrices([(train, "train"), (ref, "ref")])
+    assert xt.dtype == np.float32 and xt.shape == (42, 5) and xr.shape == (3, 5)
+    want_t = np.concatenate(
+        [files[urls[0]], files[urls[1]][[7, 2]], *(files[u] for u in urls[2:5])]
+    )
+    np.testing.assert_array_equal(xt, want_t)
+    np.testing.assert_array_equal(xr, np.concatenate([files[urls[1]][[0]], files[urls[5]][[9, 3]]]))
+    assert yt[10:12] == [1, 0] and yr == [2, 1, 0]
+
+    odd = mem_root.join("odd.npz")
+    ImageFeatures(np.arange(3), np.arange(3), np.zeros((3, 4))).save(odd)
+    with pytest.raises(InvalidInput, match=r"4-d features, but .* has 5-d"):
+        FeatureStore().matrices([(train, "train"), ({odd.url: [(1, 1, 0)]}, "ref")])
+    with pytest.raises(InvalidInput, match="no feature vector"):
+        FeatureStore().matrices([({urls[0]: [(5, 11, 0)]}, "train")])
+    with pytest.raises(InvalidInput, match="ref hold no annotations"):
+        FeatureStore().matrices([(train, "train"), ({}, "ref")])

@@ -241,3 +241,25 @@ def test_thousand_points_on_a_large_image(mem_root: Location) -> None:
         )
     )  # fmt: skip
     assert ret.npoints == 1000
+
+
+def test_importing_the_training_task_leaves_the_extractors_alone() -> None:
+    import subprocess
+    import sys
+
+    import annoloop.points as points
+
+    code = (
+        "import sys\n"
+        "from annoloop.points import TrainClassifierMsg, TrainingLabels, train_classifier\n"
+        "heavy = [m for m in ('annoloop.points.extractors', 'annoloop.points.settings',\n"
+        "         'pydantic_settings', 'torch', 'sklearn') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    # every exported name still resolves, and dir() lists them
+    assert all(getattr(points, name) is not None for name in points.__all__)
+    assert set(points.__all__) <= set(dir(points))
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        _ = points.nope

@@ -104,3 +104,47 @@ def test_training_does_not_import_torch() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_mlp_gives_the_same_model_on_one_or_two_threads() -> None:
+    from annoloop.points.training import _PARALLEL_MACS
+
+    x, y = _blobs(4000, k=5, d=256, seed=1)
+    # big enough that each step's work is split over two threads: batches of 3000 // 32
+    assert _PARALLEL_MACS <= 3000 // 32 * 256 * 100
+    train, ref = (x[:3000], y[:3000]), (x[3000:3500], y[3000:3500])
+    models = [
+        fit_classifier(*train, *ref, list(range(5)), "MLP", 3, TrainOptions(seed=2, threads=t))
+        for t in (1, 2)
+    ]
+    assert models[0].ref_accs == models[1].ref_accs
+    for wa, wb in zip(models[0].classifier.weights, models[1].classifier.weights, strict=True):
+        np.testing.assert_array_equal(wa, wb)
+    acc = float((models[1].classifier.predict(x[3500:]) == y[3500:]).mean())
+    assert acc > 0.9, acc
+
+
+def test_mlp_adamw_step_is_textbook_adamw() -> None:
+    """The in-place update (moments kept divided by 1 - beta) equals AdamW as written in the
+    paper and in torch, step after step."""
+    from annoloop.points.training import _MLP
+
+    rng = np.random.default_rng(0)
+    net = _MLP([6, 4, 3], rng, weight_decay=0.01, smooth=0.0)
+    theta = net.theta.astype(np.float64)
+    m = np.zeros_like(theta)
+    v = np.zeros_like(theta)
+    b1, b2, eps, lr, wd = 0.9, 0.999, 1e-8, 0.01, 0.01
+    for t in range(1, 6):
+        g = rng.standard_normal(theta.shape).astype(np.float32)
+        net.grads[0][:] = g
+        for other in net.grads[1:]:
+            other[:] = 0.0
+        net.t = t
+        for p in range(len(net.slices)):
+            net._update(p, lr)
+        theta *= 1 - lr * wd
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g.astype(np.float64) ** 2
+        theta -= lr * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps)
+        np.testing.assert_allclose(net.theta, theta, rtol=1e-5, atol=1e-6)

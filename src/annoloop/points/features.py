@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import zipfile
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from numpy.lib import format as npformat
 
 from annoloop.errors import InvalidInput
 from annoloop.storage import Location
@@ -152,10 +154,8 @@ class ImageFeatures:
     @classmethod
     def _from_npz(cls, data: bytes, where: str) -> ImageFeatures:
         try:
-            with np.load(io.BytesIO(data), allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
+            arrays = _npz_arrays(data)
         except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, KeyError) as exc:
-            # allow_pickle=False turns object arrays into ValueError: never unpickled
             raise InvalidInput(f"unreadable .npz feature file ({exc})", where) from None
         if "features" in arrays:
             try:
@@ -225,3 +225,59 @@ class ImageFeatures:
             raise InvalidInput("legacy JSON features must be a list of equal-length lists", where)
         n = len(feats)
         return cls(np.full(n, -1), np.full(n, -1), feats, {"valid_rowcol": False})
+
+
+def _npz_arrays(data: bytes) -> dict[str, np.ndarray]:
+    """The arrays of an in-memory ``.npz``, as ``np.load(allow_pickle=False)`` reads them but
+    about twice as fast: each member is inflated in one ``zlib`` call (which releases the GIL,
+    so threads reading several files overlap) into a buffer of the known size, its CRC-32 is
+    checked, and the array is a read-only view of that buffer (``np.load`` inflates in small
+    chunks, each copied into the array). Object arrays are refused, never unpickled.
+    """
+    view = memoryview(data)
+    out: dict[str, np.ndarray] = {}
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        infos = zf.infolist()
+    for info in infos:
+        if info.flag_bits & 0x1:
+            raise ValueError(f"{info.filename} is encrypted")
+        start = info.header_offset
+        if view[start : start + 4] != b"PK\x03\x04":
+            raise zipfile.BadZipFile(f"bad local header of {info.filename}")
+        # the local header's name and extra field may differ from the central directory's
+        name_len = int.from_bytes(view[start + 26 : start + 28], "little")
+        extra_len = int.from_bytes(view[start + 28 : start + 30], "little")
+        start += 30 + name_len + extra_len
+        raw = view[start : start + info.compress_size]
+        if info.compress_type == zipfile.ZIP_DEFLATED:
+            member: bytes | memoryview = zlib.decompress(raw, -15, max(info.file_size, 1))
+        elif info.compress_type == zipfile.ZIP_STORED:
+            member = raw
+        else:
+            raise ValueError(f"{info.filename}: unsupported compression {info.compress_type}")
+        if len(member) != info.file_size or zlib.crc32(member) != info.CRC:
+            raise zipfile.BadZipFile(f"{info.filename} is truncated or corrupt (CRC)")
+        name = info.filename.removesuffix(".npy")
+        out[name] = _npy_array(member, info.filename)
+    return out
+
+
+def _npy_array(buf: bytes | memoryview, name: str) -> np.ndarray:
+    """A read-only view of the array in the ``.npy`` bytes ``buf`` (no object arrays)."""
+    head = io.BytesIO(bytes(buf[:65536]))  # the header is short; numpy caps it at 10,000
+    version = npformat.read_magic(head)
+    if version == (1, 0):
+        shape, fortran, dtype = npformat.read_array_header_1_0(head)
+    elif version == (2, 0):
+        shape, fortran, dtype = npformat.read_array_header_2_0(head)
+    else:  # 3.0 (UTF-8 field names): rare, numpy's own reader
+        arr = npformat.read_array(io.BytesIO(bytes(buf)), allow_pickle=False)
+        return np.asarray(arr)
+    if dtype.hasobject:
+        raise ValueError(f"{name} holds Python objects (pickles are never loaded)")
+    count = math.prod(shape)
+    offset = head.tell()
+    if len(buf) - offset != count * dtype.itemsize:
+        raise ValueError(f"{name}: {len(buf) - offset} bytes of data for shape {shape}")
+    arr = np.frombuffer(buf, dtype, count, offset)
+    return arr.reshape(shape[::-1]).T if fortran else arr.reshape(shape)

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 import numpy as np
@@ -187,39 +188,69 @@ class FeatureStore:
         todo = list(dict.fromkeys(loc for loc in locations if loc not in self._files))
         if len(todo) < 2:
             return
-        from concurrent.futures import ThreadPoolExecutor
-
         with ThreadPoolExecutor(max_workers=min(workers, len(todo))) as pool:
             for loc, feats in zip(todo, pool.map(ImageFeatures.load, todo), strict=True):
                 self._files[loc] = feats
+
+    def _cached_or_load(self, location: str) -> ImageFeatures:
+        cached = self._files.get(location)
+        return cached if cached is not None else ImageFeatures.load(location)
 
     def matrix(
         self, labels: Mapping[str, list[Annotation]], what: str = "labels"
     ) -> tuple[np.ndarray, list[LabelId]]:
         """All labelled points' features stacked ``(n, d)`` float32, and their labels."""
-        picks: list[tuple[ImageFeatures, np.ndarray]] = []
-        ys: list[LabelId] = []
-        dim: int | None = None
-        for loc, anns in labels.items():
-            if not anns:
-                continue
-            feats = self.get(loc)
-            if dim is None:
-                dim = feats.feature_dim
-            elif feats.feature_dim != dim:
+        return self.matrices([(labels, what)])[0]
+
+    def matrices(
+        self, label_sets: Sequence[tuple[Mapping[str, list[Annotation]], str]], workers: int = 4
+    ) -> list[tuple[np.ndarray, list[LabelId]]]:
+        """:meth:`matrix` of each ``(labels, what)`` pair, in one pass over the files.
+
+        Each file is read, its labelled points looked up and copied (as float32) into their
+        rows of the result by one of ``workers`` threads: inflating a file and converting
+        its vectors release the GIL. Files this store has not loaded yet are not kept (their
+        float64 vectors would double the memory of the result).
+        """
+        # (set, first row, (row, col) pairs) of each file's labels; each set's rows in order
+        todo: dict[str, list[tuple[int, int, np.ndarray]]] = {}
+        ys: list[list[LabelId]] = []
+        for s, (labels, what) in enumerate(label_sets):
+            ys.append([])
+            for loc, anns in labels.items():
+                if not anns:
+                    continue
+                rc = np.fromiter((v for a in anns for v in a[:2]), np.int64, 2 * len(anns))
+                todo.setdefault(loc, []).append((s, len(ys[s]), rc.reshape(-1, 2)))
+                ys[s].extend(a[2] for a in anns)
+            if not ys[s]:
+                raise InvalidInput(f"{what} hold no annotations", what)
+        locs = list(todo)
+        first = self._cached_or_load(locs[0])
+        dim = first.feature_dim
+        out = [np.empty((len(y), dim), np.float32) for y in ys]
+
+        def fill(loc: str, feats: ImageFeatures | None = None) -> None:
+            if feats is None:
+                feats = self._cached_or_load(loc)
+            if feats.feature_dim != dim:
                 raise InvalidInput(
-                    f"{feats.feature_dim}-d features, but earlier files of {what} have {dim}-d",
+                    f"{feats.feature_dim}-d features, but {locs[0]} has {dim}-d "
+                    f"(files of {', '.join(label_sets[s][1] for s, _, _ in todo[loc])})",
                     loc,
                 )
-            rc = np.fromiter((v for a in anns for v in a[:2]), np.int64, 2 * len(anns))
-            picks.append((feats, feats.lookup(rc.reshape(-1, 2), f"{loc} ({what})")))
-            ys.extend(a[2] for a in anns)
-        if not picks:
-            raise InvalidInput(f"{what} hold no annotations", what)
-        # one float32 matrix, filled in place (PySpacer's files hold float64)
-        out = np.empty((sum(len(idx) for _, idx in picks), dim or 0), np.float32)
-        at = 0
-        for feats, idx in picks:
-            out[at : at + len(idx)] = feats.features[idx]
-            at += len(idx)
-        return out, ys
+            for s, at, rc in todo[loc]:
+                what = label_sets[s][1]
+                idx = feats.lookup(rc, f"{loc} ({what})")
+                rows = out[s][at : at + len(idx)]
+                if len(idx) == len(feats) and np.array_equal(idx, np.arange(len(idx))):
+                    rows[:] = feats.features  # all points, in file order: no gather
+                else:
+                    rows[:] = feats.features[idx]
+
+        fill(locs[0], first)
+        if len(locs) > 1:
+            with ThreadPoolExecutor(max_workers=min(workers, len(locs) - 1)) as pool:
+                for _ in pool.map(fill, locs[1:]):
+                    pass
+        return list(zip(out, ys, strict=True))

@@ -19,7 +19,6 @@ import numpy as np
 from annoloop.errors import InvalidInput
 from annoloop.points.calibration import expected_calibration_error, softmax
 from annoloop.points.classifiers import load_classifier
-from annoloop.points.extractors import get_extractor
 from annoloop.points.features import ImageFeatures
 from annoloop.points.labels import FeatureStore, class_sort_key, label_counts, preprocess_labels
 from annoloop.points.messages import (
@@ -36,7 +35,6 @@ from annoloop.points.messages import (
     TrainClassifierReturnMsg,
     ValResults,
 )
-from annoloop.points.settings import get_settings
 from annoloop.points.training import fit_classifier
 from annoloop.storage import Location, read_image
 
@@ -50,6 +48,10 @@ def extract_points(
     extractor_spec: Any, image: np.ndarray, rowcols: Any, where: str = "image"
 ) -> tuple[np.ndarray, np.ndarray, dict[str, float], bool]:
     """Features of ``image`` at ``rowcols`` -> (points, features, timings, newly loaded)."""
+    # imported here: training and classifying stored features need neither the extractors
+    # nor their settings (pydantic-settings), a third of this module's import time
+    from annoloop.points.extractors import get_extractor
+
     t0 = time.perf_counter()
     extractor, built = get_extractor(extractor_spec)
     load_s = time.perf_counter() - t0
@@ -70,6 +72,8 @@ def extract_features(msg: ExtractFeaturesMsg) -> ExtractFeaturesReturnMsg:
     del image  # the one decoded copy goes before the file is written
     ts = time.perf_counter()
     meta = {"extractor": msg.extractor.model_dump(mode="json"), "image": where}
+    from annoloop.points.settings import get_settings
+
     dtype = msg.feature_dtype or get_settings().points_feature_dtype
     ImageFeatures(pts[:, 0], pts[:, 1], feats, meta).save(out, dtype=dtype)
     timings.update(decode=decode_s, store=time.perf_counter() - ts)
@@ -93,11 +97,9 @@ def train_classifier(msg: TrainClassifierMsg) -> TrainClassifierReturnMsg:
     """Train, calibrate, evaluate and store a classifier (see the module docstring)."""
     t0 = time.perf_counter()
     labels = preprocess_labels(msg.labels)
-    store = FeatureStore()
-    store.prefetch([*labels.train, *labels.ref, *labels.val])
-    x_train, y_train = store.matrix(labels.train, "train labels")
-    x_ref, y_ref = store.matrix(labels.ref, "ref labels")
-    x_val, y_val = store.matrix(labels.val, "val labels")
+    (x_train, y_train), (x_ref, y_ref), (x_val, y_val) = FeatureStore().matrices(
+        [(labels.train, "train labels"), (labels.ref, "ref labels"), (labels.val, "val labels")]
+    )
     if not (x_train.shape[1] == x_ref.shape[1] == x_val.shape[1]):
         raise InvalidInput(
             f"train, ref and val features differ in length ({x_train.shape[1]}, "
