@@ -31,6 +31,13 @@ TOOLS = {
 }
 
 
+TRAIN_TOOLS = {
+    "pyspacer": "PySpacer 0.14.0",
+    "annoloop": "annoloop (PySpacer's files)",
+    "annoloop_native": "annoloop (its own files)",
+}
+
+
 def _present(container: dict[str, Any], need: str) -> Iterator[tuple[str, str, dict[str, Any]]]:
     """(key, label, result) of each tool, in table order, that ``container`` holds with a
     non-empty ``need`` entry."""
@@ -162,11 +169,18 @@ def _train_rows(res: dict[str, Any]) -> list[str]:
         if not pair:
             continue
         base = pair["pyspacer"]
-        for tool in ("pyspacer", "annoloop"):
-            r = pair[tool]
+        for tool in ("pyspacer", "annoloop", "annoloop_native"):
+            r = pair.get(tool)
+            if r is None:
+                continue
             parts = ", ".join(f"{k} {v:.2f} s" for k, v in (r.get("timings") or {}).items())
+            if len(r.get("runs_wall", [])) > 1:
+                walls = r["runs_wall"]
+                parts = f"median of {len(walls)} runs ({min(walls):.2f}-{max(walls):.2f} s)" + (
+                    f"; {parts}" if parts else ""
+                )
             body.append(
-                f"{clf} | {'PySpacer 0.14.0' if tool == 'pyspacer' else 'annoloop'} | "
+                f"{clf} | {TRAIN_TOOLS[tool]} | "
                 f"{r['wall']:.2f} | {r['cpu']:.2f} | {_ratio(base['wall'], r['wall'])} | "
                 f"{_ratio(base['cpu'], r['cpu'])} | {r['acc']:.4f} | {r['ece']:.4f} | {parts}"
             )
@@ -265,7 +279,12 @@ def render(results: dict[str, Any]) -> str:
             f"= the photo under the point) with the same split made by PySpacer's own "
             f"`preprocess_labels` (train {counts['train']}, ref {counts['ref']}, val "
             f"{counts['val']} points), {tr['epochs']} epochs. ECE is computed the same way "
-            "for both from the stored validation scores.",
+            'for both from the stored validation scores. The row "annoloop (its own files)" '
+            "trains on the same vectors stored the way annoloop's `extract_features` stores "
+            "them (uncompressed float32 `.npz`, bit-identical values), so each tool reads its "
+            "own format; the row \"annoloop (PySpacer's files)\" reads PySpacer's "
+            "zlib-compressed float64 files, as PySpacer does. Each row is the median of "
+            f"{len(tr['MLP']['pyspacer'].get('runs_wall', [0]))} runs in fresh processes.",
             "",
             *_train_rows(tr),
             "",

@@ -27,7 +27,7 @@ CLASSIFIER_TYPES: tuple[str, ...] = ("MLP", "LR")
 class Message(BaseModel):
     """Base of every message: unknown fields are refused, JSON round-trips exactly."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     @classmethod
     def example(cls) -> Self:
