@@ -38,3 +38,21 @@ def test_core_modules_do_not_import_optional_heavy_dependencies() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_package_names_are_imported_on_first_use() -> None:
+    """annoloop.lazy: a package's public names load their module only when first touched."""
+    code = (
+        "import sys, annoloop.points as p, annoloop.pipeline as pl\n"
+        "before = 'annoloop.points.extractors' in sys.modules\n"
+        "spec = p.ExtractorSpec\n"  # messages only
+        "after_spec = 'annoloop.points.extractors' in sys.modules\n"
+        "p.get_extractor\n"
+        "print(before, after_spec, 'annoloop.points.extractors' in sys.modules,\n"
+        "      'get_extractor' in vars(p), 'run_pipe' in dir(pl), spec.__module__)\n"
+        "try:\n    p.no_such_name\nexcept AttributeError as exc:\n    print(exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    first, second = out.stdout.strip().splitlines()
+    assert first == "False False True True True annoloop.points.messages"
+    assert second == "module 'annoloop.points' has no attribute 'no_such_name'"

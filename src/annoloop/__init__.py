@@ -6,7 +6,7 @@ fast; import the parts you need (``annoloop.store``, ``annoloop.formats``, ...).
 imported on first use.
 """
 
-from typing import Any
+from annoloop.lazy import lazy_exports
 
 __version__ = "0.1.0"
 __all__ = ["Script", "__version__"]
@@ -14,9 +14,4 @@ __all__ = ["Script", "__version__"]
 _LAZY = {"Script": "annoloop.pipeline.script"}
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'annoloop' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())

@@ -21,8 +21,7 @@ Names are imported on first use so that ``import annoloop.experiments`` stays li
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from annoloop.lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
     "ExperimentDataset": "annoloop.experiments.dataset",
@@ -60,14 +59,4 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'annoloop.experiments' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -12,8 +12,7 @@ Names are imported lazily so that ``import annoloop.pipeline`` stays cheap.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from annoloop.lazy import lazy_exports
 
 _EXPORTS = {
     "Script": "annoloop.pipeline.script",
@@ -31,17 +30,4 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'annoloop.pipeline' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
-
-
-__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
