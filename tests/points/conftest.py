@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from annoloop.points.extractors import clear_extractor_cache
 from annoloop.storage import Location
 from tests.points.mosaic import _photos, mosaic, png_bytes, points_in
 
@@ -54,3 +56,12 @@ def mosaic_set(module_root: Location, photo_arrays: list[np.ndarray]) -> dict:
         points.append(rc)
         labels.append(names)
     return {"images": images, "points": points, "labels": labels, "root": module_root}
+
+
+@pytest.fixture()
+def onnx_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "onnx-cache"
+    monkeypatch.setenv("ANNOLOOP_POINTS_ONNX_CACHE", str(folder))
+    clear_extractor_cache()
+    yield folder
+    clear_extractor_cache()

@@ -11,41 +11,7 @@ from pydantic import ValidationError
 from annoloop.errors import InvalidInput
 from annoloop.points import ExtractorSpec
 from annoloop.points.extractors import clear_extractor_cache, get_extractor, resolve_runtime
-
-PATCH = 96  # small patches keep the export and the int8 calibration quick
-
-
-@pytest.fixture()
-def onnx_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "onnx-cache"
-    monkeypatch.setenv("ANNOLOOP_POINTS_ONNX_CACHE", str(folder))
-    clear_extractor_cache()
-    yield folder
-    clear_extractor_cache()
-
-
-def _points(image: np.ndarray, n: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return np.stack([rng.integers(0, image.shape[0], n), rng.integers(0, image.shape[1], n)], 1)
-
-
-def _features(spec: ExtractorSpec, photos: list[np.ndarray]) -> np.ndarray:
-    extractor, _ = get_extractor(spec)
-    # points near the borders too (reflected patches), 20 per photo
-    return np.concatenate(
-        [extractor.extract(img, _points(img, 20, i))[1] for i, img in enumerate(photos)]
-    ).astype(np.float64)
-
-
-def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
-
-
-def _spec(runtime: str, precision: str) -> ExtractorSpec:
-    return ExtractorSpec(
-        name="efficientnet-lite0", patch_size=PATCH, batch_size=16, runtime=runtime,
-        precision=precision,
-    )  # fmt: skip
+from tests.points.runtimes import PATCH, cosines, features, spec
 
 
 @pytest.mark.slow
@@ -53,13 +19,13 @@ def test_onnx_features_match_torch_float32(
     onnx_cache: Path, photo_arrays: list[np.ndarray]
 ) -> None:
     photos = photo_arrays[:4]
-    ref = _features(_spec("torch", "float32"), photos)
-    fp32 = _features(_spec("onnx", "float32"), photos)
+    ref = features(spec("torch", "float32"), photos, 20)
+    fp32 = features(spec("onnx", "float32"), photos, 20)
     # the same computation in another runtime: equal to float32 rounding
     assert np.abs(ref - fp32).max() < 1e-3 * np.abs(ref).max()
-    assert _cosines(ref, fp32).min() > 0.99999
-    int8 = _features(_spec("onnx", "int8"), photos)
-    cos = _cosines(ref, int8)
+    assert cosines(ref, fp32).min() > 0.99999
+    int8 = features(spec("onnx", "int8"), photos, 20)
+    cos = cosines(ref, int8)
     # int8 changes the features (a few patches noticeably: cosine ~0.75 at worst here), but
     # on average they stay close to float32's
     assert cos.mean() > 0.95 and cos.min() > 0.6, (cos.mean(), cos.min())
@@ -71,13 +37,13 @@ def test_onnx_features_match_torch_float32(
 def test_the_model_is_converted_once_per_backbone(
     onnx_cache: Path, photo_arrays: list[np.ndarray]
 ) -> None:
-    ext, built = get_extractor(_spec("onnx", "float32"))
+    ext, built = get_extractor(spec("onnx", "float32"))
     assert built and ext.runtime == "onnx" and ext.onnx is not None
     path = ext.onnx.path
     assert path.parent == onnx_cache and path.suffix == ".onnx"
     stamp = path.stat().st_mtime_ns
     clear_extractor_cache()  # a new process would start here: the file is reused
-    again, built = get_extractor(_spec("onnx", "float32"))
+    again, built = get_extractor(spec("onnx", "float32"))
     assert built and again.onnx.path == path and path.stat().st_mtime_ns == stamp
     assert [p.name for p in onnx_cache.iterdir()] == [path.name]  # nothing half-written left
     # a different patch size is a different graph
@@ -101,9 +67,9 @@ def test_auto_runtime_picks_onnx_for_float32_on_the_cpu(onnx_cache: Path) -> Non
 
 def test_bad_runtime_options_are_refused(onnx_cache: Path, tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="int8 runs on the onnx runtime"):
-        get_extractor(_spec("torch", "int8"))
+        get_extractor(spec("torch", "int8"))
     with pytest.raises(InvalidInput, match="onnx runtime runs float32 or int8"):
-        get_extractor(_spec("onnx", "bfloat16"))
+        get_extractor(spec("onnx", "bfloat16"))
     with pytest.raises(InvalidInput, match="runs on the CPU"):
         get_extractor(ExtractorSpec(name="efficientnet-lite0", runtime="onnx", device="cuda"))
     with pytest.raises(ValidationError):
@@ -119,7 +85,7 @@ def test_bad_runtime_options_are_refused(onnx_cache: Path, tmp_path: Path) -> No
 
 
 def test_onnx_runner_checks_the_patch_shape(onnx_cache: Path) -> None:
-    ext, _ = get_extractor(_spec("onnx", "float32"))
+    ext, _ = get_extractor(spec("onnx", "float32"))
     with pytest.raises(InvalidInput, match=f"must be \\(N, {PATCH}, {PATCH}, 3\\) uint8"):
         ext.onnx.features(np.zeros((2, PATCH + 1, PATCH, 3), np.uint8))
     with pytest.raises(InvalidInput, match="uint8"):

@@ -11,55 +11,22 @@ import pytest
 from annoloop.backbones.openvino_runtime import native_bfloat16
 from annoloop.errors import InvalidInput
 from annoloop.points import ExtractorSpec
-from annoloop.points.extractors import clear_extractor_cache, get_extractor, resolve_runtime
+from annoloop.points.extractors import get_extractor, resolve_runtime
 from annoloop.points.project import extractor_key
-
-PATCH = 96  # small patches keep the export quick
-
-
-@pytest.fixture()
-def onnx_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "onnx-cache"
-    monkeypatch.setenv("ANNOLOOP_POINTS_ONNX_CACHE", str(folder))
-    clear_extractor_cache()
-    yield folder
-    clear_extractor_cache()
-
-
-def _spec(runtime: str | None, precision: str | None) -> ExtractorSpec:
-    return ExtractorSpec(
-        name="efficientnet-lite0", patch_size=PATCH, batch_size=16, runtime=runtime,
-        precision=precision,
-    )  # fmt: skip
-
-
-def _points(image: np.ndarray, n: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return np.stack([rng.integers(0, image.shape[0], n), rng.integers(0, image.shape[1], n)], 1)
-
-
-def _features(spec: ExtractorSpec, photos: list[np.ndarray]) -> np.ndarray:
-    extractor, _ = get_extractor(spec)
-    return np.concatenate(
-        [extractor.extract(img, _points(img, 24, i))[1] for i, img in enumerate(photos)]
-    ).astype(np.float64)
-
-
-def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+from tests.points.runtimes import PATCH, cosines, features, random_points, spec
 
 
 def test_openvino_features_match_onnx_float32(
     onnx_cache: Path, photo_arrays: list[np.ndarray]
 ) -> None:
     photos = photo_arrays[:4]
-    ref = _features(_spec("onnx", "float32"), photos)
-    fp32 = _features(_spec("openvino", "float32"), photos)
+    ref = features(spec("onnx", "float32"), photos, 24)
+    fp32 = features(spec("openvino", "float32"), photos, 24)
     # the same float32 computation in another runtime
     assert np.abs(ref - fp32).max() < 1e-3 * np.abs(ref).max()
-    assert _cosines(ref, fp32).min() > 0.99999
-    bf16 = _features(_spec("openvino", "bfloat16"), photos)
-    cos = _cosines(ref, bf16)
+    assert cosines(ref, fp32).min() > 0.99999
+    bf16 = features(spec("openvino", "bfloat16"), photos, 24)
+    cos = cosines(ref, bf16)
     # bfloat16 rounds every activation to 8 bits of mantissa: close to float32, not equal
     # (Lite0 on 96 px patches: cosine 0.97 at worst, 0.997 on average)
     assert cos.min() > 0.95 and cos.mean() > 0.99, (cos.min(), cos.mean())
@@ -70,29 +37,29 @@ def test_openvino_features_match_onnx_float32(
 
 
 def test_auto_precision_follows_the_cpu(onnx_cache: Path) -> None:
-    runtime, precision = resolve_runtime(_spec(None, None))
+    runtime, precision = resolve_runtime(spec(None, None))
     if native_bfloat16():
         assert (runtime, precision) == ("openvino", "bfloat16")
     else:
         assert (runtime, precision) == ("onnx", "float32")
-    assert resolve_runtime(_spec(None, "bfloat16")) == ("openvino", "bfloat16")
-    assert resolve_runtime(_spec("openvino", None))[0] == "openvino"
-    ext, _ = get_extractor(_spec(None, None))
+    assert resolve_runtime(spec(None, "bfloat16")) == ("openvino", "bfloat16")
+    assert resolve_runtime(spec("openvino", None))[0] == "openvino"
+    ext, _ = get_extractor(spec(None, None))
     assert (ext.runtime, ext.precision) == (runtime, precision)
     # the project's feature cache is keyed by what runs here, not by the word "auto"
-    assert extractor_key(_spec(None, None)) == extractor_key(_spec(None, precision))
-    assert extractor_key(_spec(None, "bfloat16")) != extractor_key(_spec(None, "float32"))
+    assert extractor_key(spec(None, None)) == extractor_key(spec(None, precision))
+    assert extractor_key(spec(None, "bfloat16")) != extractor_key(spec(None, "float32"))
 
 
 def test_openvino_refuses_what_it_cannot_run(onnx_cache: Path) -> None:
     with pytest.raises(InvalidInput, match="int8 runs on the onnx runtime"):
-        resolve_runtime(_spec("openvino", "int8"))
+        resolve_runtime(spec("openvino", "int8"))
     with pytest.raises(InvalidInput, match="openvino runtime runs float32 or bfloat16"):
-        resolve_runtime(_spec("openvino", "float16"))
+        resolve_runtime(spec("openvino", "float16"))
     with pytest.raises(InvalidInput, match="runs on the CPU"):
         resolve_runtime(ExtractorSpec(name="efficientnet-lite0", runtime="openvino",
                                       device="cuda"))  # fmt: skip
-    ext, _ = get_extractor(_spec("openvino", "bfloat16"))
+    ext, _ = get_extractor(spec("openvino", "bfloat16"))
     with pytest.raises(InvalidInput, match=f"must be \\(N, {PATCH}, {PATCH}, 3\\) uint8"):
         ext.runner.features(np.zeros((2, PATCH, PATCH, 3), np.float32))
     with pytest.raises(InvalidInput, match="uint8"):
@@ -104,13 +71,13 @@ def test_one_extractor_serves_several_threads(
     onnx_cache: Path, photo_arrays: list[np.ndarray]
 ) -> None:
     """A worker's threads share the cached extractor: each gets its own infer request."""
-    ext, _ = get_extractor(_spec("openvino", "bfloat16"))
+    ext, _ = get_extractor(spec("openvino", "bfloat16"))
     photos = photo_arrays[:4]
-    alone = [ext.extract(img, _points(img, 40, i))[1] for i, img in enumerate(photos)]
+    alone = [ext.extract(img, random_points(img, 40, i))[1] for i, img in enumerate(photos)]
     together: list[np.ndarray | None] = [None] * len(photos)
 
     def run(i: int) -> None:
-        together[i] = ext.extract(photos[i], _points(photos[i], 40, i))[1]
+        together[i] = ext.extract(photos[i], random_points(photos[i], 40, i))[1]
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(len(photos))]
     for t in threads:

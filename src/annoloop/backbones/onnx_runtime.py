@@ -205,6 +205,17 @@ def cached_model(
     return path
 
 
+def check_patches(patches: np.ndarray, input_size: int, where: str) -> None:
+    """Refuse anything but ``(N, input_size, input_size, 3)`` uint8: what the exported graph
+    takes."""
+    if patches.dtype != np.uint8 or patches.shape[1:] != (input_size, input_size, 3):
+        raise InvalidInput(
+            f"patches must be (N, {input_size}, {input_size}, 3) uint8 for this model, got "
+            f"{patches.dtype} {patches.shape}",
+            where,
+        )
+
+
 class OnnxRunner:
     """An ONNX Runtime session over a backbone's converted network."""
 
@@ -236,12 +247,7 @@ class OnnxRunner:
         """``(N, S, S, 3)`` uint8 patches -> ``(N, feature_dim)`` float32 features."""
         if len(patches) == 0:
             return np.zeros((0, self.feature_dim), np.float32)
-        if patches.dtype != np.uint8 or patches.shape[1:] != (self.input_size,) * 2 + (3,):
-            raise InvalidInput(
-                f"patches must be (N, {self.input_size}, {self.input_size}, 3) uint8 for this "
-                f"ONNX model, got {patches.dtype} {patches.shape}",
-                "onnx runtime",
-            )
+        check_patches(patches, self.input_size, "onnx runtime")
         out = self.session.run(None, {"patches": np.ascontiguousarray(patches)})[0]
         return np.asarray(out, dtype=np.float32)
 

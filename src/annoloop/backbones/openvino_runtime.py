@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from annoloop.backbones.onnx_runtime import cached_model, check_patches
 from annoloop.errors import InvalidInput, MissingDependency
 
 OPENVINO_PRECISIONS = ("float32", "bfloat16")
@@ -69,8 +70,6 @@ class OpenVinoRunner:
         threads: int | None = None,
         cache_dir: Path | str | None = None,
     ) -> None:
-        from annoloop.backbones.onnx_runtime import cached_model
-
         if precision not in OPENVINO_PRECISIONS:
             raise InvalidInput(
                 f"the openvino runtime runs {' or '.join(OPENVINO_PRECISIONS)}, not {precision!r}",
@@ -103,12 +102,7 @@ class OpenVinoRunner:
         """``(N, S, S, 3)`` uint8 patches -> ``(N, feature_dim)`` float32 features."""
         if len(patches) == 0:
             return np.zeros((0, self.feature_dim), np.float32)
-        if patches.dtype != np.uint8 or patches.shape[1:] != (self.input_size,) * 2 + (3,):
-            raise InvalidInput(
-                f"patches must be (N, {self.input_size}, {self.input_size}, 3) uint8 for this "
-                f"model, got {patches.dtype} {patches.shape}",
-                "openvino runtime",
-            )
+        check_patches(patches, self.input_size, "openvino runtime")
         result = self._request().infer({0: np.ascontiguousarray(patches)})
         # the request reuses its output buffer on the next call: copy out
         return np.array(result[0], dtype=np.float32, copy=True)
