@@ -37,3 +37,17 @@ def features(spec: ExtractorSpec, photos: list[np.ndarray], per_photo: int) -> n
 def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Row-wise cosine similarity."""
     return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+
+def unexportable_backbone(weights: object = None, **options: object) -> object:
+    """A backbone factory whose network ONNX cannot express (singular values): the export
+    fails, so ``auto`` must fall back to torch."""
+    import torch
+
+    from annoloop.backbones.base import Backbone
+
+    class Svd(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.linalg.svdvals(x[:, :, :4, :4]).flatten(1)  # (N, 3 x 4)
+
+    return Backbone("svd", Svd(), 12, input_size=PATCH, **options)  # type: ignore[arg-type]

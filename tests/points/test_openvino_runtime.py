@@ -86,3 +86,22 @@ def test_one_extractor_serves_several_threads(
         t.join()
     for a, b in zip(alone, together, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_network_that_does_not_export_runs_in_torch(
+    onnx_cache: Path, photo_arrays: list[np.ndarray], caplog: pytest.LogCaptureFixture
+) -> None:
+    name = "tests.points.runtimes:unexportable_backbone"
+    ext, _ = get_extractor(ExtractorSpec(name=name, patch_size=PATCH))  # auto, auto
+    assert (ext.runtime, ext.precision, ext.runner) == ("torch", "float32", None)
+    assert "export of tests.points.runtimes:unexportable_backbone failed" in caplog.text
+    img = photo_arrays[0]
+    pts = random_points(img, 10, 0)
+    got = ext.extract(img, pts)[1]
+    torch_ext, _ = get_extractor(ExtractorSpec(name=name, patch_size=PATCH, runtime="torch",
+                                               precision="float32"))  # fmt: skip
+    np.testing.assert_array_equal(got, torch_ext.extract(img, pts)[1])
+    # asked for by name, a runtime that cannot run the network is an error, not a fallback
+    with pytest.raises(InvalidInput, match=r"the onnx runtime cannot run .*svdvals"):
+        get_extractor(ExtractorSpec(name=name, patch_size=PATCH, runtime="onnx",
+                                    precision="float32"))  # fmt: skip

@@ -188,8 +188,15 @@ class BackboneExtractor(FeatureExtractor):
             try:
                 self.runner = self._runner(settings)
             except Exception as exc:
-                if asked != "auto" or self.precision == "int8":
+                if isinstance(exc, InvalidInput):
                     raise
+                if asked != "auto" or self.precision == "int8":
+                    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
+                    raise InvalidInput(
+                        f"the {self.runtime} runtime cannot run {self.spec.name} ({reason}); "
+                        "runtime='torch' runs any network",
+                        "runtime",
+                    ) from exc
                 # auto: a network that does not export still runs, in torch
                 log.warning(
                     "%s export of %s failed (%s); running it in torch float32",
