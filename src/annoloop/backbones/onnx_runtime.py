@@ -176,7 +176,7 @@ def cached_model(
     if precision not in ONNX_PRECISIONS:
         raise InvalidInput(
             f"the onnx runtime runs {' or '.join(ONNX_PRECISIONS)}, not {precision!r} "
-            "(bfloat16 and float16 are torch precisions: runtime='torch')",
+            "(bfloat16 runs on runtime='openvino' or 'torch', float16 on 'torch')",
             "precision",
         )
     folder = Path(cache_dir) if cache_dir else default_cache_dir()

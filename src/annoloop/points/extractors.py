@@ -202,11 +202,8 @@ class BackboneExtractor(FeatureExtractor):
                     "%s export of %s failed (%s); running it in torch float32",
                     self.runtime, self.spec.name, exc,
                 )  # fmt: skip
+                # the backbone built above is already the CPU float32 network torch runs
                 self.runtime, self.precision = "torch", "float32"
-                self.backbone = get_backbone(
-                    self.spec.name, weights=self.spec.weights, device=device,
-                    precision="float32", **self.spec.options,
-                )  # fmt: skip
 
     def _runner(self, settings: Any) -> Any:
         common = {
@@ -269,7 +266,10 @@ def resolve_runtime(spec: ExtractorSpec) -> tuple[str, str]:
         runtime = "torch"
         if on_cpu and wanted and importlib.util.find_spec(_PACKAGES[wanted]) is not None:
             runtime = wanted
-    allowed = {"onnx": ("float32", "int8"), "openvino": ("float32", "bfloat16")}
+    from annoloop.backbones.onnx_runtime import ONNX_PRECISIONS
+    from annoloop.backbones.openvino_runtime import OPENVINO_PRECISIONS
+
+    allowed = {"onnx": ONNX_PRECISIONS, "openvino": OPENVINO_PRECISIONS}
     if precision == "int8" and runtime != "onnx":
         raise InvalidInput(
             "int8 runs on the onnx runtime: set runtime='onnx' (ANNOLOOP_POINTS_RUNTIME)",
