@@ -39,6 +39,12 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
 
 
+def assert_same_float32(ref: np.ndarray, other: np.ndarray) -> None:
+    """The same float32 computation in another runtime: equal up to float32 rounding."""
+    assert np.abs(ref - other).max() < 1e-3 * np.abs(ref).max()
+    assert cosines(ref, other).min() > 0.99999
+
+
 def unexportable_backbone(weights: object = None, **options: object) -> object:
     """A backbone factory whose network ONNX cannot express (singular values): the export
     fails, so ``auto`` must fall back to torch."""

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from annoloop.errors import InvalidInput
 from annoloop.points import ExtractorSpec
 from annoloop.points.extractors import clear_extractor_cache, get_extractor, resolve_runtime
-from tests.points.runtimes import PATCH, cosines, features, spec
+from tests.points.runtimes import PATCH, assert_same_float32, cosines, features, spec
 
 
 @pytest.mark.slow
@@ -21,9 +21,7 @@ def test_onnx_features_match_torch_float32(
     photos = photo_arrays[:4]
     ref = features(spec("torch", "float32"), photos, 20)
     fp32 = features(spec("onnx", "float32"), photos, 20)
-    # the same computation in another runtime: equal to float32 rounding
-    assert np.abs(ref - fp32).max() < 1e-3 * np.abs(ref).max()
-    assert cosines(ref, fp32).min() > 0.99999
+    assert_same_float32(ref, fp32)
     int8 = features(spec("onnx", "int8"), photos, 20)
     cos = cosines(ref, int8)
     # int8 changes the features (a few patches noticeably: cosine ~0.75 at worst here), but

@@ -13,7 +13,7 @@ from annoloop.errors import InvalidInput
 from annoloop.points import ExtractorSpec
 from annoloop.points.extractors import get_extractor, resolve_runtime
 from annoloop.points.project import extractor_key
-from tests.points.runtimes import PATCH, cosines, features, random_points, spec
+from tests.points.runtimes import PATCH, assert_same_float32, cosines, features, random_points, spec
 
 
 def test_openvino_features_match_onnx_float32(
@@ -22,9 +22,7 @@ def test_openvino_features_match_onnx_float32(
     photos = photo_arrays[:4]
     ref = features(spec("onnx", "float32"), photos, 24)
     fp32 = features(spec("openvino", "float32"), photos, 24)
-    # the same float32 computation in another runtime
-    assert np.abs(ref - fp32).max() < 1e-3 * np.abs(ref).max()
-    assert cosines(ref, fp32).min() > 0.99999
+    assert_same_float32(ref, fp32)
     bf16 = features(spec("openvino", "bfloat16"), photos, 24)
     cos = cosines(ref, bf16)
     # bfloat16 rounds every activation to 8 bits of mantissa: close to float32, not equal
