@@ -191,3 +191,26 @@ def test_corrupted_compressed_member_is_refused() -> None:
         data[i] ^= 0x55
     with pytest.raises(InvalidInput, match=r"unreadable \.npz"):
         ImageFeatures.from_bytes(bytes(data), "bad.npz")
+
+
+def test_a_member_that_inflates_past_its_size_is_refused_without_inflating_it() -> None:
+    """A zip bomb: the directory promises 1 kB, the stream holds 200 MB of zeros."""
+    import struct
+    import tracemalloc
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("features.npy", bytes(200_000_000))
+    data = bytearray(buf.getvalue())
+    assert len(data) < 1_000_000
+    central = data.index(b"PK\x01\x02")
+    struct.pack_into("<I", data, central + 24, 1000)  # the promised (uncompressed) size
+    tracemalloc.start()
+    try:
+        with pytest.raises(InvalidInput, match="unreadable"):
+            ImageFeatures.from_bytes(bytes(data), "bomb.npz")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20_000_000, peak

@@ -26,6 +26,11 @@ from numpy.lib import format as npformat
 from annoloop.errors import InvalidInput
 from annoloop.storage import Location
 
+try:  # ISA-L inflates PySpacer's compressed feature files 3x faster than zlib (same API)
+    from isal import isal_zlib as _deflate
+except ImportError:  # pragma: no cover - a platform without its wheel
+    _deflate = zlib  # type: ignore[assignment]
+
 FORMAT = "annoloop.points.features"
 FORMAT_VERSION = 1
 _DTYPES = {"float16": np.float16, "float32": np.float32}
@@ -155,7 +160,15 @@ class ImageFeatures:
     def _from_npz(cls, data: bytes, where: str) -> ImageFeatures:
         try:
             arrays = _npz_arrays(data)
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, KeyError) as exc:
+        except (
+            ValueError,
+            OSError,
+            EOFError,
+            zipfile.BadZipFile,
+            zlib.error,
+            _deflate.error,
+            KeyError,
+        ) as exc:
             raise InvalidInput(f"unreadable .npz feature file ({exc})", where) from None
         if "features" in arrays:
             try:
@@ -229,10 +242,11 @@ class ImageFeatures:
 
 def _npz_arrays(data: bytes) -> dict[str, np.ndarray]:
     """The arrays of an in-memory ``.npz``, as ``np.load(allow_pickle=False)`` reads them but
-    about twice as fast: each member is inflated in one ``zlib`` call (which releases the GIL,
-    so threads reading several files overlap) into a buffer of the known size, its CRC-32 is
-    checked, and the array is a read-only view of that buffer (``np.load`` inflates in small
-    chunks, each copied into the array). Object arrays are refused, never unpickled.
+    about twice as fast (four times with ISA-L): each member is inflated in one call (which
+    releases the GIL, so threads reading several files overlap) into a buffer of the known
+    size, its CRC-32 is checked, and the array is a read-only view of that buffer
+    (``np.load`` inflates in small chunks, each copied into the array). Object arrays are
+    refused, never unpickled.
     """
     view = memoryview(data)
     out: dict[str, np.ndarray] = {}
@@ -250,12 +264,18 @@ def _npz_arrays(data: bytes) -> dict[str, np.ndarray]:
         start += 30 + name_len + extra_len
         raw = view[start : start + info.compress_size]
         if info.compress_type == zipfile.ZIP_DEFLATED:
-            member: bytes | memoryview = zlib.decompress(raw, -15, max(info.file_size, 1))
+            # at most one byte more than the directory promises: a stream that inflates to
+            # more (a zip bomb) stops there. (With room for exactly the member, ISA-L grows
+            # its buffer to look for more output and shrinks it again: fresh pages each file.)
+            inflater = _deflate.decompressobj(-15)
+            member: bytes | memoryview = inflater.decompress(raw, info.file_size + 1)
+            if not inflater.eof:
+                raise zipfile.BadZipFile(f"{info.filename} is truncated or corrupt (deflate)")
         elif info.compress_type == zipfile.ZIP_STORED:
             member = raw
         else:
             raise ValueError(f"{info.filename}: unsupported compression {info.compress_type}")
-        if len(member) != info.file_size or zlib.crc32(member) != info.CRC:
+        if len(member) != info.file_size or _deflate.crc32(member) != info.CRC:
             raise zipfile.BadZipFile(f"{info.filename} is truncated or corrupt (CRC)")
         name = info.filename.removesuffix(".npy")
         out[name] = _npy_array(member, info.filename)
