@@ -160,6 +160,8 @@ class TrainOptions(Message):
     calibrate: bool = True  # temperature scaling on the reference set
     seed: int = 0
     threads: int | None = Field(None, ge=1)
+    # MLP first layer: bfloat16 products where the CPU has them (auto), or always float32
+    precision: Literal["auto", "float32", "bfloat16"] = "auto"
 
     @classmethod
     def example(cls) -> TrainOptions:
