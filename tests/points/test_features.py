@@ -158,8 +158,8 @@ def test_unknown_suffix_refused() -> None:
 
 @pytest.mark.parametrize("compressed", [False, True])
 def test_npz_reader_reads_what_numpy_wrote(compressed: bool) -> None:
-    """The one-call reader gives np.load's arrays: dtypes, shapes, Fortran order, 0-d and
-    empty arrays, PySpacer's float64 features with uint16 positions."""
+    """The one-call reader gives np.load's arrays: dtypes (byte order too), shapes, Fortran
+    order, 0-d and empty arrays, PySpacer's float64 features with uint16 positions."""
     from annoloop.points.features import _npz_arrays
 
     rng = np.random.default_rng(0)
@@ -170,6 +170,9 @@ def test_npz_reader_reads_what_numpy_wrote(compressed: bool) -> None:
         "scalar": np.array(3),
         "empty": np.zeros((0, 4)),
         "text": np.array("réef"),
+        "flags": np.array([True, False]),
+        "big_endian": np.arange(3, dtype=">i4"),
+        "stamps": np.array(["2020-01-01"], "datetime64[ns]"),  # numpy's own header parser
     }
     buf = io.BytesIO()
     (np.savez_compressed if compressed else np.savez)(buf, **arrays)

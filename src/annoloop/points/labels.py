@@ -142,6 +142,7 @@ def preprocess_labels(
     Classes must be in both train and ref to be learnt; others are dropped from all sets.
     Raises InvalidInput when fewer than two classes remain or a set ends up empty.
     """
+    validated = isinstance(labels, TrainingLabels)
     if isinstance(labels, TrainingLabels):
         sets = {"train": labels.train, "ref": labels.ref, "val": labels.val}
         if accepted_classes is not None:
@@ -156,7 +157,8 @@ def preprocess_labels(
             pre = filter_classes(pre, common)
         split = split_labels(pre, split_ratios, split_mode, ref_max)
         sets = {"train": split.train, "ref": split.ref, "val": split.val}
-    both = set(label_counts(sets["train"])) & set(label_counts(sets["ref"]))
+    counts = {name: label_counts(sets[name]) for name in ("train", "ref", "val")}
+    both = set(counts["train"]) & set(counts["ref"])
     if len(both) <= 1:
         raise InvalidInput(
             f"need at least two classes present in both train and ref; {len(both)} left "
@@ -164,9 +166,12 @@ def preprocess_labels(
             "labels",
         )
     for name in ("train", "ref", "val"):
-        sets[name] = filter_classes(sets[name], both)
-        if not sets[name]:
+        if not set(counts[name]) <= both:  # (a set with nothing to drop is kept as it is)
+            sets[name] = filter_classes(sets[name], both)
+        if not sets[name] or not any(sets[name].values()):
             raise InvalidInput(f"after preprocessing, the '{name}' set is empty", "labels")
+    if validated:  # subsets of annotations already validated: no second pass over them
+        return TrainingLabels.model_construct(**sets)
     return TrainingLabels(**sets)
 
 
