@@ -33,6 +33,13 @@
 #define KERNEL __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
 #endif
 
+/* AdamW in the widest vectors the CPU has (chosen at load time, where the toolchain can) */
+#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__)
+#define ADAMW_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define ADAMW_CLONES
+#endif
+
 typedef struct {
     const float *src;     /* float32 rows */
     Py_ssize_t ld;        /* floats between rows of src */
@@ -43,9 +50,11 @@ typedef struct {
 
 /* AdamW on theta[0..n) in place with the gradient g0 + g1 (g1 may be absent), moments kept
  * divided by 1 - beta: the same float32 operations, in the same order, as the numpy update in
- * training.py, so both give the same bits. Needs no special CPU. */
-static void adamw(float *theta, float *m, float *v, const float *g0, const float *g1, Py_ssize_t n,
-                  float b1, float b2, float eps_root, float step, float decay) {
+ * training.py, so both give the same bits (no fused multiply-adds: -ffp-contract=off; vector
+ * square roots and divisions round as scalar ones do). Needs no special CPU. */
+ADAMW_CLONES static void adamw(float *theta, float *m, float *v, const float *g0,
+                               const float *g1, Py_ssize_t n, float b1, float b2,
+                               float eps_root, float step, float decay) {
     for (Py_ssize_t i = 0; i < n; i++) {
         float g = g1 ? g0[i] + g1[i] : g0[i];
         float mi = b1 * m[i];
