@@ -21,8 +21,10 @@ Parts:
 - ``quality``: downstream accuracy with the faster features (EfficientNet-Lite0 features of
   photo mosaics through each variant, LR and MLP trained on each, the same split).
 - ``train``: both ``train_classifier`` on the *same* feature files (PySpacer's npz format,
-  which annoloop reads) and the same train/ref/val split, MLP and LR, 10 epochs; annoloop's
-  time split into import, read, fit, evaluate; its MLP over 5 seeds; the MLP's product floor.
+  which annoloop reads) and the same train/ref/val split, MLP and LR, 10 epochs, each run
+  three times in fresh processes; annoloop's time split into import, read, fit, evaluate;
+  its MLP in the default precision (the first layer in bfloat16 where the CPU has
+  AVX512-BF16) and in float32, and over 5 seeds in each; the MLP's product floor.
 - ``memory``: a 10,000 x 10,000 JPEG with 1,000 points through annoloop (EfficientNet-Lite0).
 
 Results are printed and written as JSON to ``--out`` (default ``bench/points/results.json``)
@@ -250,10 +252,9 @@ def bare_forward(args: dict, images: list[Path]) -> tuple[list[float], list[floa
 
 
 def worker_train(args: dict) -> dict:
-    """One tool's train_classifier on shared PySpacer-format feature files."""
-    import torch
-
-    torch.set_num_threads(args["threads"])
+    """One tool's train_classifier on shared PySpacer-format feature files, in a process that
+    has imported only numpy and json: neither trainer uses torch (an earlier version of this
+    bench imported it first, which made every later import slower for both tools)."""
     labels = json.loads(Path(args["labels"]).read_text())
     t0, c0 = time.perf_counter(), time.process_time()
     out_dir = Path(args["out_dir"])
@@ -289,27 +290,41 @@ def worker_train(args: dict) -> dict:
         acc, ref_accs = ret.acc, ret.ref_accs
         timings = {}
     else:
-        from annoloop.points import TrainClassifierMsg, TrainingLabels, train_classifier
+        from annoloop.points import (
+            TrainClassifierMsg,
+            TrainingLabels,
+            TrainOptions,
+            train_classifier,
+        )
 
         import_s = time.perf_counter() - t0
+        model_loc = str(out_dir / f"annoloop-{args['clf_type']}.safetensors")
         ret = train_classifier(
             TrainClassifierMsg(
                 clf_type=args["clf_type"],
                 nbr_epochs=args["epochs"],
                 labels=TrainingLabels(**{k: labels[k] for k in ("train", "ref", "val")}),
-                model_loc=str(out_dir / f"annoloop-{args['clf_type']}.safetensors"),
+                model_loc=model_loc,
+                options=TrainOptions(precision=args.get("precision", "auto")),
             )
         )
         scores = np.array(ret.val_results.scores)
         correct = np.array(ret.val_results.gt) == np.array(ret.val_results.est)
         acc, ref_accs = ret.acc, ret.ref_accs
         timings = {"import": import_s, **ret.timings}
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    precision = None
+    if args["tool"] != "pyspacer":
+        from annoloop.points import load_classifier
+
+        precision = load_classifier(model_loc).meta.get("precision")
     return {
+        "precision": precision,
         "timings": timings,
         "tool": args["tool"],
         "clf_type": args["clf_type"],
-        "wall": time.perf_counter() - t0,
-        "cpu": time.process_time() - c0,
+        "wall": wall,
+        "cpu": cpu,
         "acc": acc,
         "ref_accs": ref_accs,
         "ece": ece_from_scores(scores, correct),
@@ -318,22 +333,27 @@ def worker_train(args: dict) -> dict:
 
 
 def worker_seeds(args: dict) -> dict:
-    """annoloop's MLP validation accuracy over several seeds (one run is one draw: 1199
-    validation points make a standard error of about 0.0035 at 98.5 %)."""
+    """annoloop's MLP validation accuracy over several seeds, in each first-layer precision
+    this CPU runs (one run is one draw: 1199 validation points make a standard error of
+    about 0.0035 at 98.5 %)."""
     from annoloop.points import TrainClassifierMsg, TrainingLabels, TrainOptions, train_classifier
+    from annoloop.points.bf16 import available
 
     raw = json.loads(Path(args["labels"]).read_text())
     labels = TrainingLabels(**{k: raw[k] for k in ("train", "ref", "val")})
-    accs = []
-    for seed in range(args["seeds"]):
-        msg = TrainClassifierMsg(
-            clf_type="MLP",
-            labels=labels,
-            model_loc="memory://bench/seed.safetensors",
-            options=TrainOptions(seed=seed),
-        )
-        accs.append(train_classifier(msg).acc)
-    return {"accs": accs, "mean": float(np.mean(accs))}
+    out = {}
+    for precision in ("bfloat16", "float32") if available() else ("float32",):
+        accs = []
+        for seed in range(args["seeds"]):
+            msg = TrainClassifierMsg(
+                clf_type="MLP",
+                labels=labels,
+                model_loc="memory://bench/seed.safetensors",
+                options=TrainOptions(seed=seed, precision=precision),
+            )
+            accs.append(train_classifier(msg).acc)
+        out[precision] = {"accs": accs, "mean": float(np.mean(accs))}
+    return out
 
 
 def worker_floor(args: dict) -> dict:
@@ -354,7 +374,22 @@ def worker_floor(args: dict) -> dict:
                 xb = x[i : i + 256]
                 xb @ w
                 xb.T @ g[: len(xb)]
-        return {"cpu": time.process_time() - c0}
+        out = {"cpu": time.process_time() - c0}
+    from annoloop.points import bf16
+
+    if bf16.available():  # the same products in bfloat16 (operands packed beforehand)
+        xp = bf16.pack_along_rows(x, None, np.empty((n, (d + 1) // 2), np.uint32))
+        xt = bf16.pack_across_rows(x, None, np.empty(((n + 1) // 2, bf16.padded(d)), np.uint32))
+        wp = bf16.pack_across_rows(w, None, np.empty(((d + 1) // 2, bf16.padded(h)), np.uint32))
+        gp = bf16.pack_across_rows(g, None, np.empty((128, bf16.padded(h)), np.uint32))
+        hb, gw = np.empty((256, h), np.float32), np.empty((d, h), np.float32)
+        c0 = time.process_time()
+        for _ in range(args["epochs"]):
+            for i in range(0, n - 255, 256):
+                bf16.product(xp[i : i + 256], wp, hb)
+                bf16.product(xt[i // 2 : i // 2 + 128], gp, gw, a_transposed=True)
+        out["cpu_bf16"] = time.process_time() - c0
+    return out
 
 
 def _prefit_shim() -> None:
@@ -673,6 +708,8 @@ def part_train(work: Path, quick: bool, threads: int) -> dict:
         results[clf_type] = {}
         tools = {"pyspacer": {"tool": "pyspacer"}, "annoloop": {"tool": "annoloop"},
                  "annoloop_native": {"tool": "annoloop", "labels": str(native)}}  # fmt: skip
+        if clf_type == "MLP":  # the MLP's first layer in float32 too (LR always is)
+            tools["annoloop_f32"] = {"tool": "annoloop", "precision": "float32"}
         for tool, extra in tools.items():
             # single runs swing by +-20 % on this shared VM: keep every run, quote the median
             runs = [run_worker("train", {**common, **extra}) for _ in range(TRAIN_REPEATS)]

@@ -35,6 +35,7 @@ TRAIN_TOOLS = {
     "pyspacer": "PySpacer 0.14.0",
     "annoloop": "annoloop (PySpacer's files)",
     "annoloop_native": "annoloop (its own files)",
+    "annoloop_f32": "annoloop float32 (PySpacer's files)",
 }
 
 
@@ -169,11 +170,13 @@ def _train_rows(res: dict[str, Any]) -> list[str]:
         if not pair:
             continue
         base = pair["pyspacer"]
-        for tool in ("pyspacer", "annoloop", "annoloop_native"):
+        for tool in TRAIN_TOOLS:
             r = pair.get(tool)
             if r is None:
                 continue
             parts = ", ".join(f"{k} {v:.2f} s" for k, v in (r.get("timings") or {}).items())
+            if clf == "MLP" and r.get("precision"):
+                parts = f"first layer {r['precision']}; {parts}"
             if len(r.get("runs_wall", [])) > 1:
                 walls = r["runs_wall"]
                 parts = f"median of {len(walls)} runs ({min(walls):.2f}-{max(walls):.2f} s)" + (
@@ -291,24 +294,36 @@ def render(results: dict[str, Any]) -> str:
             "",
         ]
         if "mlp_seeds" in tr:
-            sd = tr["mlp_seeds"]
+            seeds = tr["mlp_seeds"]
+            if "accs" in seeds:  # results of a run before the bfloat16 trainer
+                seeds = {"float32": seeds}
             out += [
-                f"annoloop's MLP over {len(sd['accs'])} seeds: validation accuracy "
-                + ", ".join(f"{a:.4f}" for a in sd["accs"])
-                + f" (mean {sd['mean']:.4f}); 1199 validation points make one run's standard "
-                "error about 0.0035.",
+                "annoloop's MLP over several seeds (1199 validation points make one run's "
+                "standard error about 0.0035):",
+                "",
+                *[
+                    f"- first layer in {p}: validation accuracy "
+                    + ", ".join(f"{a:.4f}" for a in sd["accs"])
+                    + f" (mean {sd['mean']:.4f})"
+                    for p, sd in seeds.items()
+                ],
                 "",
             ]
         if "mlp_product_floor" in tr:
             f = tr["mlp_product_floor"]
             base = tr["MLP"]["pyspacer"]
+            bf = (
+                f", in bfloat16 {f['cpu_bf16']:.2f} CPU s (annoloop's kernels)"
+                if "cpu_bf16" in f
+                else ""
+            )
             out += [
                 f"The MLP's floor: its first layer's forward and weight-gradient products "
                 f"alone ({f['n']} x {f['d']} inputs, {f['hidden']} hidden units, "
-                f"{f['epochs']} epochs, float32, one thread) take {f['cpu']:.2f} CPU s; 10x "
-                f"PySpacer's {base['wall']:.2f} s wall leaves {base['wall'] / 10:.2f} s for "
-                "everything, importing and reading the features included (see the annoloop "
-                "rows' import and read times).",
+                f"{f['epochs']} epochs, one thread) take {f['cpu']:.2f} CPU s in float32 "
+                f"(OpenBLAS){bf}; 10x PySpacer's {base['wall']:.2f} s wall leaves "
+                f"{base['wall'] / 10:.2f} s for everything, importing and reading the features "
+                "included (see the annoloop rows' import and read times).",
                 "",
             ]
     if "memory" in results:

@@ -95,6 +95,10 @@ def run(ctx: Any, *, points_per_image: int = POINTS_PER_IMAGE, extractor: str = 
         from annoloop.points.extractors import resolve_runtime
 
         ran = "{1} on {0}".format(*resolve_runtime(policy.extractor))
+    from annoloop.points.training import mlp_precision
+
+    # the MLP's first layer: bfloat16 where the CPU has AVX512-BF16, float32 elsewhere
+    mlp = f"MLP (first layer {mlp_precision(policy.options)})"
     outcome = train_project_classifier(project, policy=policy)
     if not outcome.trained:
         return f"points: no classifier trained ({outcome.reason})"
@@ -117,7 +121,7 @@ def run(ctx: Any, *, points_per_image: int = POINTS_PER_IMAGE, extractor: str = 
     }
     return (
         f"{points_per_image * len(ids)} points sampled on {len(ids)} photos, {n_labelled} "
-        f"labelled; {policy.extractor.name} ({ran}) features + MLP: validation accuracy "
+        f"labelled; {policy.extractor.name} ({ran}) features + {mlp}: validation accuracy "
         f"{outcome.acc:.2f}, "
         f"ECE {outcome.ece:.3f}; {len(pred_ids)} point predictions stored with scores; "
         f"{held_out:.0%} of the {len(unseen)} points nobody labelled classified as the rule "

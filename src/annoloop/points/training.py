@@ -151,7 +151,7 @@ def fit_classifier(
     # shared, busy machine BLAS threads spinning at each product's barrier tripled the CPU
     # time and made a 200-point MLP 10x slower in wall time; the trainers split their work
     # over Python threads instead (``options.threads``), which sleep while they wait
-    precision = _precision(opts) if clf_type == "MLP" else "float32"
+    precision = mlp_precision(opts) if clf_type == "MLP" else "float32"
     with _blas_threads(1):
         x_train = np.ascontiguousarray(x_train, np.float32)
         mean, scale = _moments(x_train)
@@ -190,7 +190,7 @@ def fit_classifier(
     return FitResult(clf, ref_accs, best)
 
 
-def _precision(opts: TrainOptions) -> str:
+def mlp_precision(opts: TrainOptions) -> str:
     """The MLP's first-layer precision: bfloat16 where asked for or (``auto``) where the CPU
     multiplies it in hardware, else float32."""
     from annoloop.points import bf16
