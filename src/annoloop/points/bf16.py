@@ -47,16 +47,22 @@ def _rows(src: np.ndarray, rows: np.ndarray | None) -> tuple[int, np.ndarray | N
     return len(rows), np.ascontiguousarray(rows, np.int64)
 
 
-def _standardising(
-    src: np.ndarray, scale: np.ndarray | None, shift: np.ndarray | None
-) -> tuple[np.ndarray | None, np.ndarray | None]:
-    if scale is None:
-        return None, None
+def _pack(
+    src: np.ndarray,
+    rows: np.ndarray | None,
+    out: np.ndarray,
+    scale: np.ndarray | None,
+    shift: np.ndarray | None,
+    *,
+    across: bool,
+) -> np.ndarray:
+    m, rows = _rows(src, rows)
     n = src.shape[1]
-    return (
-        np.ascontiguousarray(scale, np.float32).reshape(n),
-        np.ascontiguousarray(shift, np.float32).reshape(n),
-    )
+    if scale is not None:
+        scale = np.ascontiguousarray(scale, np.float32).reshape(n)
+        shift = np.ascontiguousarray(shift, np.float32).reshape(n)
+    _bf16.pack(src, n, src.shape[0], rows, scale, shift, m, n, out, out.shape[1], across)
+    return out
 
 
 def pack_along_rows(
@@ -69,11 +75,7 @@ def pack_along_rows(
     """``out[i, q]`` = bfloat16 pair ``(x[i, 2q], x[i, 2q + 1])`` of ``x = src[rows] * scale
     + shift`` (``rows`` None: all rows); ``out`` is ``(len(rows), ceil(cols / 2))`` uint32,
     columns past the data are 0. The left operand of :func:`product` in ``A . B``."""
-    m, rows = _rows(src, rows)
-    scale, shift = _standardising(src, scale, shift)
-    _bf16.pack(src, src.shape[1], src.shape[0], rows, scale, shift, m, src.shape[1], out,
-               out.shape[1], False)  # fmt: skip
-    return out
+    return _pack(src, rows, out, scale, shift, across=False)
 
 
 def pack_across_rows(
@@ -87,11 +89,7 @@ def pack_across_rows(
     + shift``; ``out`` is ``(ceil(len(rows) / 2), padded(cols))`` uint32 (a missing partner
     row and the padding columns are 0). The right operand of :func:`product`, or its left
     operand transposed (``x.T . B``)."""
-    m, rows = _rows(src, rows)
-    scale, shift = _standardising(src, scale, shift)
-    _bf16.pack(src, src.shape[1], src.shape[0], rows, scale, shift, m, src.shape[1], out,
-               out.shape[1], True)  # fmt: skip
-    return out
+    return _pack(src, rows, out, scale, shift, across=True)
 
 
 def interleave_rows(
