@@ -263,3 +263,28 @@ def test_importing_the_training_task_leaves_the_extractors_alone() -> None:
     assert set(points.__all__) <= set(dir(points))
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         _ = points.nope
+
+
+@pytest.mark.parametrize("part", ["train", "ref", "val"])
+def test_a_nan_feature_vector_is_refused_with_its_file_and_point(trained: dict, part: str) -> None:
+    """A NaN would turn every weight it touches into NaN (or every score, in validation): the
+    task names the file and the point instead of storing a broken classifier."""
+    split = trained["split"]
+    sets = {k: dict(getattr(split, k)) for k in ("train", "ref", "val")}
+    loc, anns = next((loc, a) for loc, a in sets[part].items() if a)
+    r, c = anns[-1][:2]
+    feats = ImageFeatures.load(loc)
+    bad = feats.features.astype(np.float32)
+    bad[int(np.flatnonzero((feats.rows == r) & (feats.cols == c))[0]), 5] = np.nan
+    broken = trained["root"].join("features", f"nan-{part}.npz").url
+    ImageFeatures(feats.rows, feats.cols, bad).save(broken, dtype="float32")
+    sets[part] = {broken if k == loc else k: v for k, v in sets[part].items()}
+    model = trained["root"].join("models", f"nan-{part}.safetensors")
+    msg = TrainClassifierMsg(clf_type="MLP", nbr_epochs=2, labels=sets, model_loc=model.url)
+    with pytest.raises(InvalidInput, match=rf"nan-{part}\.npz: the feature vector at point "
+                       rf"\({r}, {c}\) holds NaN or infinity"):  # fmt: skip
+        train_classifier(msg)
+    assert not model.exists()  # nothing half-written
+    clf = load_classifier(trained["MLP"].model_loc)
+    with pytest.raises(InvalidInput, match="feature vector 0 holds NaN or infinity"):
+        clf.predict_proba(np.full((1, 48), np.nan))

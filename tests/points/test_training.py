@@ -104,6 +104,16 @@ def test_bad_training_input() -> None:
         fit_classifier(x, y, x, y, [0, 1, 2, 3], "LR", epochs=0)
     with pytest.raises(ValueError, match="label_smoothing"):
         TrainOptions(label_smoothing=1.0)
+    for clf_type in ("MLP", "LR"):
+        bad = x.copy()
+        bad[7, 3] = np.nan
+        with pytest.raises(InvalidInput, match="x_train: train feature vector 7 holds NaN"):
+            fit_classifier(bad, y, x, y, [0, 1, 2, 3], clf_type)
+        bad[7, 3], bad[9, 0] = 0.0, -np.inf
+        with pytest.raises(InvalidInput, match="x_ref: ref feature vector 9 holds NaN or inf"):
+            fit_classifier(x, y, bad, y, [0, 1, 2, 3], clf_type)
+    with pytest.raises(InvalidInput, match="too large for float32 sums"):
+        fit_classifier(np.full((50, 4), 3e38, np.float32), y, x[:, :4], y, [0, 1, 2, 3], "LR")
 
 
 def test_training_does_not_import_torch() -> None:

@@ -85,6 +85,9 @@ class PointClassifier:
                 f"features have shape {arr.shape}; this classifier takes "
                 f"{self.feature_dim}-d vectors (trained with another extractor?)"
             )
+        bad = np.flatnonzero(~np.isfinite(arr).all(axis=1))
+        if len(bad):
+            raise InvalidInput(f"feature vector {int(bad[0])} holds NaN or infinity", "features")
         return arr
 
     def logits(self, x: Any) -> np.ndarray:

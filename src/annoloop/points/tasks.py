@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import time
 import traceback
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -35,7 +36,7 @@ from annoloop.points.messages import (
     TrainClassifierReturnMsg,
     ValResults,
 )
-from annoloop.points.training import fit_classifier
+from annoloop.points.training import NonFiniteFeatures, fit_classifier
 from annoloop.storage import Location, read_image
 
 
@@ -88,6 +89,17 @@ def extract_features(msg: ExtractFeaturesMsg) -> ExtractFeaturesReturnMsg:
     )
 
 
+def _non_finite(labels: Mapping[str, list[Any]], row: int) -> NoReturn:
+    """Raise the error naming the file and point of ``row`` of a label set's matrix (its rows
+    follow the files and their annotations in order, as FeatureStore.matrices builds it)."""
+    for loc, anns in labels.items():
+        if row < len(anns):
+            r, c = anns[row][:2]
+            raise InvalidInput(f"the feature vector at point ({r}, {c}) holds NaN or infinity", loc)
+        row -= len(anns)
+    raise InvalidInput(f"feature vector {row} holds NaN or infinity", "labels")
+
+
 def _class_indices(ys: list[Any], classes: list[Any]) -> np.ndarray:
     lookup = {c: i for i, c in enumerate(classes)}
     return np.array([lookup[y] for y in ys], dtype=np.int64)
@@ -108,10 +120,16 @@ def train_classifier(msg: TrainClassifierMsg) -> TrainClassifierReturnMsg:
         )
     classes = sorted(set(y_train) & set(y_ref), key=class_sort_key)
     yi_train, yi_ref, yi_val = (_class_indices(y, classes) for y in (y_train, y_ref, y_val))
+    bad = np.flatnonzero(~np.isfinite(x_val).all(axis=1))
+    if len(bad):
+        _non_finite(labels.val, int(bad[0]))
     t_fit = time.perf_counter()
-    fit = fit_classifier(
-        x_train, yi_train, x_ref, yi_ref, classes, msg.clf_type, msg.nbr_epochs, msg.options
-    )
+    try:
+        fit = fit_classifier(
+            x_train, yi_train, x_ref, yi_ref, classes, msg.clf_type, msg.nbr_epochs, msg.options
+        )
+    except NonFiniteFeatures as exc:
+        _non_finite(labels.train if exc.part == "train" else labels.ref, exc.row)
     t_eval = time.perf_counter()
     clf = fit.classifier
     logits = clf.logits(x_val)

@@ -59,6 +59,21 @@ _PARTS = 2  # MLP: shares of each step's work (at most this many threads by defa
 _PARALLEL_MACS = 2_000_000  # MLP: first-layer multiply-adds of a minibatch worth 2 threads
 
 
+class NonFiniteFeatures(InvalidInput):
+    """A feature vector holds NaN or infinity (``part``: "train" or "ref"; ``row`` its index),
+    which would turn every weight it touches into NaN."""
+
+    def __init__(self, part: str, row: int) -> None:
+        self.part, self.row = part, row
+        super().__init__(f"{part} feature vector {row} holds NaN or infinity", f"x_{part}")
+
+
+def _check_finite(x: np.ndarray, part: str) -> None:
+    bad = np.flatnonzero(~np.isfinite(x).all(axis=1))
+    if len(bad):
+        raise NonFiniteFeatures(part, int(bad[0]))
+
+
 @dataclass
 class FitResult:
     """A trained classifier and its per-epoch reference accuracy."""
@@ -73,8 +88,12 @@ def _moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     centred values by ``einsum``'s float32 kernel one cache-sized chunk at a time (float64
     accumulators cost three times as much; the scale needs no more than float32 precision),
     with no copy of ``x``."""
-    mean = np.ones(len(x), np.float32) @ x
+    with np.errstate(over="ignore"):  # an overflow is reported below, with its cause
+        mean = np.ones(len(x), np.float32) @ x
     mean /= max(len(x), 1)
+    if not np.isfinite(mean).all():  # a NaN or infinity anywhere shows in the sums
+        _check_finite(x, "train")
+        raise InvalidInput("training features too large for float32 sums", "x_train")
     squares = np.zeros(x.shape[1], np.float64)
     buf = np.empty((min(_CHUNK_ROWS, len(x)), x.shape[1]), np.float32)
     for i in range(0, len(x), _CHUNK_ROWS):
@@ -156,6 +175,7 @@ def fit_classifier(
         x_train = np.ascontiguousarray(x_train, np.float32)
         mean, scale = _moments(x_train)
         xr = _scaled(x_ref, mean, scale)
+        _check_finite(xr, "ref")
         if clf_type == "MLP":
             # bfloat16: the packer standardises each minibatch as it rounds it, so the
             # standardised copy of the training matrix is never made
