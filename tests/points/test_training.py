@@ -112,6 +112,8 @@ def test_bad_training_input() -> None:
         bad[7, 3], bad[9, 0] = 0.0, -np.inf
         with pytest.raises(InvalidInput, match="x_ref: ref feature vector 9 holds NaN or inf"):
             fit_classifier(x, y, bad, y, [0, 1, 2, 3], clf_type)
+    with pytest.raises(InvalidInput, match=r"y_ref: ref labels must be class indices 0\.\.3, got"):
+        fit_classifier(x, y, x, y + 1, [0, 1, 2, 3], "MLP")
     with pytest.raises(InvalidInput, match="too large for float32 sums"):
         fit_classifier(np.full((50, 4), 3e38, np.float32), y, x[:, :4], y, [0, 1, 2, 3], "LR")
 

@@ -163,9 +163,15 @@ def fit_classifier(
         raise InvalidInput("training and reference sets must not be empty", "labels")
     if epochs < 1:
         raise InvalidInput(f"epochs must be at least 1, got {epochs}", "epochs")
-    yt = np.asarray(y_train, np.int64)
-    yr = np.asarray(y_ref, np.int64)
+    yt = np.ascontiguousarray(y_train, np.int64)
+    yr = np.ascontiguousarray(y_ref, np.int64)
     k = len(classes)
+    for part, y in (("train", yt), ("ref", yr)):
+        if len(y) and (y.min() < 0 or y.max() >= k):
+            raise InvalidInput(
+                f"{part} labels must be class indices 0..{k - 1}, got {y.min()}..{y.max()}",
+                f"y_{part}",
+            )
     # one BLAS thread: every product here is small (a minibatch, a chunk of rows), and on a
     # shared, busy machine BLAS threads spinning at each product's barrier tripled the CPU
     # time and made a 200-point MLP 10x slower in wall time; the trainers split their work
