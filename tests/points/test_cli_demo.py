@@ -13,6 +13,7 @@ from annoloop.cli.main import app
 from annoloop.demo import DemoContext
 from annoloop.geometry.annotations import Annotations
 from annoloop.geometry.kinds import Kind
+from annoloop.points.classifiers import load_classifier
 from annoloop.storage import Location
 from annoloop.store import Project
 from tests.points.mosaic import PHOTOS, mosaic, png_bytes
@@ -104,7 +105,16 @@ def test_points_cli_loop(folder: tuple[Path, dict]) -> None:
     # bad input: an unknown method, an unknown image, a bad classifier type
     assert "unknown sampling method" in cli("points", "sample", "--method", "hex", *p, code=3)
     assert "no images with ids" in cli("points", "sample", "-i", "99", *p, code=4)
-    assert cli("points", "train", "--clf", "SVM", "--force", *p, code=1) is not None
+    bad_clf = cli("points", "train", "--clf", "SVM", *p, code=3)
+    assert "--clf: 'SVM' is not one of MLP, LR" in bad_clf
+    assert "'fp8' is not one of" in cli("points", "train", "--precision", "fp8", *p, code=3)
+
+    # the MLP in float32 (the first layer's precision is recorded with the classifier)
+    mlp = json.loads(cli("points", "train", *args[:-1], "MLP", "--precision", "float32",
+                         "--force", "--json", *p))  # fmt: skip
+    assert mlp["trained"], mlp
+    stored = sorted((proj / "models" / "points").glob("points-v*.safetensors"))[-1]
+    assert load_classifier(str(stored)).meta["precision"] == "float32"
 
 
 def test_demo_points_step(tmp_path: Path) -> None:

@@ -101,6 +101,13 @@ def extract(
 def train(
     clf: Annotated[str, typer.Option("--clf", help="Classifier: MLP or LR.")] = "MLP",
     epochs: Annotated[int, typer.Option(help="Training epochs.")] = 10,
+    precision: Annotated[
+        str,
+        typer.Option(
+            help="The MLP's first layer: auto (bfloat16 where the CPU has AVX512-BF16), "
+            "float32 or bfloat16."
+        ),
+    ] = "auto",
     force: Annotated[bool, typer.Option(help="Train even if the policy says not yet.")] = False,
     min_images: Annotated[
         int, typer.Option(help="First classifier after this many annotated images.")
@@ -119,12 +126,21 @@ def train(
     json_out: JsonOpt = False,
 ) -> None:
     """Train a classifier from the human point labels under CoralNet's policy."""
+    from annoloop.errors import InvalidInput
+    from annoloop.points.messages import TrainOptions
     from annoloop.points.project import PointPolicy, train_project_classifier
+
+    choices = {"--clf": (clf, ("MLP", "LR")),
+               "--precision": (precision, ("auto", "float32", "bfloat16"))}  # fmt: skip
+    for what, (value, allowed) in choices.items():
+        if value not in allowed:
+            raise InvalidInput(f"{value!r} is not one of {', '.join(allowed)}", what)
 
     policy = PointPolicy(
         model=model,
         extractor=_spec(extractor, weights, patch_size),
         clf_type=clf,  # type: ignore[arg-type]
+        options=TrainOptions(precision=precision),  # type: ignore[arg-type]
         epochs=epochs,
         min_images=min_images,
         min_improvement=min_improvement,
