@@ -3,7 +3,9 @@
 The compiled module ``annoloop.points._bf16`` (``_bf16.c``, built at install when a C
 compiler is present) packs float32 rows into bfloat16 pairs and multiplies them with the
 AVX512-BF16 instruction, accumulating in float32: twice float32 BLAS's rate on AMD Zen 4 and
-Intel Sapphire Rapids or later. Where the module is missing or the CPU lacks the instruction,
+Intel Sapphire Rapids or later. It also runs whole AdamW passes of a one-hidden-layer MLP
+(:func:`train_steps`, two threads, no Python between steps) and AdamW alone (:func:`adamw`,
+any CPU, numpy's bits). Where the module is missing or the CPU lacks the instruction,
 :func:`available` is false and the trainer stays in float32 numpy.
 
 A *pair matrix* is a ``uint32`` array whose word ``[q, j]`` holds two bfloat16 values that are
