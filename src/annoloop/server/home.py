@@ -29,6 +29,7 @@ class ServerHome:
         self._lock = threading.Lock()
         self._running = False
         self._closed = False
+        self._resuming: threading.Thread | None = None
 
     @property
     def project(self) -> Any:
@@ -41,9 +42,16 @@ class ServerHome:
             self._running = True
             self.home.start()
         if self.home.settings.drive_pipes:
-            threading.Thread(
+            self._resuming = threading.Thread(
                 target=self.resume_pipes, name="annoloop-resume-pipes", daemon=True
-            ).start()
+            )
+            self._resuming.start()
+
+    def wait_resumed(self, timeout: float | None = None) -> None:
+        """Wait until the start's look for running pipes has opened and closed every project
+        (before moving or deleting a project's folder under a starting server)."""
+        if self._resuming is not None:
+            self._resuming.join(timeout)
 
     def resume_pipes(self) -> list[str]:
         """Open the contexts of the registered projects that have running pipes (their
@@ -115,6 +123,10 @@ class ServerHome:
         with self._lock:
             self._closed = True
             self._running = False
+        # the look for running pipes stops at the next project: let it close the one it has
+        # open, so nothing touches a project's files once the server is closed
+        self.wait_resumed(timeout=30)
+        with self._lock:
             contexts, self._contexts = list(self._contexts.values()), {}
         for ctx in contexts:
             try:
