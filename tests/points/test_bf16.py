@@ -145,7 +145,7 @@ def _steps_state(seed: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
 def test_train_steps_threads_agree_and_equal_the_step_by_step_update() -> None:
     """One or two threads give the same bits; each step is the two shares' gradients (as
     mlp_gradient gives them) summed, then AdamW (as the compiled adamw does it)."""
-    from annoloop.points.training import _MLP, _Bf16Inputs
+    from annoloop.points.training import _MLP, _PARTS, _Bf16Inputs
 
     rng = np.random.default_rng(5)
     n, d, hidden, classes, batch = 300, 48, 20, 5, 64
@@ -158,12 +158,17 @@ def test_train_steps_threads_agree_and_equal_the_step_by_step_update() -> None:
     for threads in (1, 2, "python"):
         net = _MLP([d, hidden, classes], _Bf16Inputs(x, mean, scale), np.random.default_rng(0),
                    1e-4, 0.1)  # fmt: skip
-        if threads == "python":  # the step-by-step path: mlp_gradient and adamw per step
-            from annoloop.points.training import _Parts
-
-            with _Parts(2) as run:
-                for i, rate in zip(range(0, n, batch), rates, strict=True):
-                    net.step(run, y, order[i : i + batch], float(rate))
+        if threads == "python":  # step by step: each share's mlp_gradient, then adamw
+            for i, rate in zip(range(0, n, batch), rates, strict=True):
+                rows, m = order[i : i + batch], len(order[i : i + batch])
+                net.inputs.prepare(net.params[0])
+                for p in range(_PARTS):
+                    share = rows[m * p // _PARTS : m * (p + 1) // _PARTS]
+                    bf16.mlp_gradient(net.inputs.x, d, share, y, net.inputs.weight, net.params,
+                                      0.1, m, net.grad_views[p])  # fmt: skip
+                net.t += 1
+                for p in range(len(net.slices)):
+                    net._update(p, float(rate))
         else:
             net.train_steps(y, order, batch, rates, threads)
         nets.append(net)

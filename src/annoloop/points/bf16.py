@@ -157,7 +157,8 @@ def mlp_gradient(
     total: int,
     grads: list[np.ndarray],
 ) -> None:
-    """One share's gradient of a one-hidden-layer MLP, in one compiled call: ``x`` is the
+    """One share's gradient of a one-hidden-layer MLP, the function each step of
+    :func:`train_steps` runs per share (here alone, to check it): ``x`` is the
     training matrix from :func:`pack_along_rows` (``cols`` values a row), ``rows`` the
     share's rows, ``y`` every row's class index, ``weight_pairs`` the first layer's weights
     from :func:`pack_across_rows`, ``params`` ``[W1, b1, W2, b2]`` (float32), ``grads``

@@ -429,13 +429,12 @@ def _fit_mlp(
         for epoch in range(epochs):
             for _ in range(passes):
                 order = rng.permutation(n)
+                t = range(net.t, net.t + steps_per_pass)
+                rates = [lr * 0.5 * (1.0 + math.cos(math.pi * i / total)) for i in t]
                 if net.compiled_steps:  # the whole pass in one compiled call
-                    t = np.arange(net.t, net.t + steps_per_pass, dtype=np.float64)
-                    rates = lr * 0.5 * (1.0 + np.cos(math.pi * t / total))
-                    net.train_steps(yt, order, batch, rates, workers)
+                    net.train_steps(yt, order, batch, np.array(rates), workers)
                     continue
-                for i in range(0, n, batch):
-                    rate = lr * 0.5 * (1.0 + math.cos(math.pi * net.t / total))
+                for i, rate in zip(range(0, n, batch), rates, strict=True):
                     net.step(run, yt, order[i : i + batch], rate)
             ref_accs.append(net.accuracy(run, xr, yr))
             if ref_accs[-1] >= best[0]:  # ties: the later epoch (lower rate, more data seen)
@@ -615,8 +614,9 @@ class _MLP:
         self, y: np.ndarray, order: np.ndarray, batch: int, rates: np.ndarray, threads: int
     ) -> None:
         """AdamW steps over the rows ``order`` in minibatches of ``batch`` at ``rates``,
-        compiled (:func:`annoloop.points.bf16.train_steps`): the same shares and sums as
-        :meth:`step`, rounded the same way, but none of its per-step Python calls."""
+        compiled (:func:`annoloop.points.bf16.train_steps`): :meth:`step`'s shares and
+        AdamW, each share's gradient by :func:`annoloop.points.bf16.mlp_gradient`, and none
+        of its per-step Python calls."""
         assert isinstance(self.inputs, _Bf16Inputs)
         self.inputs.bf16.train_steps(self.inputs.x, y, order, rates, batch, self.t,
                                      (self.dims[0], self.dims[1], self.dims[2]),
@@ -641,12 +641,6 @@ class _MLP:
             self.grads[p].fill(0.0)
             return
         n_layers = len(self.params) // 2
-        if n_layers == 2 and isinstance(self.inputs, _Bf16Inputs):
-            # the whole share in one compiled call (no GIL held, no numpy call overheads)
-            self.inputs.bf16.mlp_gradient(self.inputs.x, self.dims[0], rows, y,
-                                          self.inputs.weight, self.params, self.smooth, m,
-                                          grads)  # fmt: skip
-            return
         h = self.inputs.forward(p, rows, self.params[0])
         h += self.params[1]
         acts: list[np.ndarray] = []  # the input of layer i + 1
@@ -677,9 +671,9 @@ class _MLP:
         s = self.slices[p]
         b1, b2 = self.betas
         root = math.sqrt((1 - b2**self.t) / (1 - b2))
+        step = lr * (1 - b1) / (1 - b1**self.t) * root
+        decay = 1 - lr * self.weight_decay
         if self.compiled is not None:  # one pass instead of a dozen, the same bits
-            step = lr * (1 - b1) / (1 - b1**self.t) * root
-            decay = 1 - lr * self.weight_decay
             self.compiled.adamw(self.theta, self.m, self.v, self.grads, s, self.betas,
                                 self.eps * root, step, decay)  # fmt: skip
             return
@@ -695,9 +689,9 @@ class _MLP:
         np.sqrt(v, out=buf)
         buf += self.eps * root
         np.divide(m, buf, out=buf)
-        buf *= lr * (1 - b1) / (1 - b1**self.t) * root
+        buf *= step
         if self.weight_decay:
-            theta *= 1 - lr * self.weight_decay
+            theta *= decay
         theta -= buf
 
     def accuracy(self, run: _Parts, x: np.ndarray, y: np.ndarray) -> float:
