@@ -26,6 +26,12 @@ FORMAT = "annoloop.points.classifier"
 FORMAT_VERSION = 1
 
 
+def non_finite_row(x: np.ndarray) -> int | None:
+    """The first row of ``x`` holding NaN or infinity (None: every value is finite)."""
+    bad = np.flatnonzero(~np.isfinite(x).all(axis=1))
+    return int(bad[0]) if len(bad) else None
+
+
 @dataclass
 class PointClassifier:
     """A trained classifier over feature vectors (see the module docstring)."""
@@ -85,9 +91,9 @@ class PointClassifier:
                 f"features have shape {arr.shape}; this classifier takes "
                 f"{self.feature_dim}-d vectors (trained with another extractor?)"
             )
-        bad = np.flatnonzero(~np.isfinite(arr).all(axis=1))
-        if len(bad):
-            raise InvalidInput(f"feature vector {int(bad[0])} holds NaN or infinity", "features")
+        bad = non_finite_row(arr)
+        if bad is not None:
+            raise InvalidInput(f"feature vector {bad} holds NaN or infinity", "features")
         return arr
 
     def logits(self, x: Any) -> np.ndarray:

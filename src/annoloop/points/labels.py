@@ -142,7 +142,6 @@ def preprocess_labels(
     Classes must be in both train and ref to be learnt; others are dropped from all sets.
     Raises InvalidInput when fewer than two classes remain or a set ends up empty.
     """
-    validated = isinstance(labels, TrainingLabels)
     if isinstance(labels, TrainingLabels):
         sets = {"train": labels.train, "ref": labels.ref, "val": labels.val}
         if accepted_classes is not None:
@@ -170,7 +169,7 @@ def preprocess_labels(
             sets[name] = filter_classes(sets[name], both)
         if not sets[name] or not any(sets[name].values()):
             raise InvalidInput(f"after preprocessing, the '{name}' set is empty", "labels")
-    if validated:  # subsets of annotations already validated: no second pass over them
+    if isinstance(labels, TrainingLabels):  # subsets of validated annotations: no second pass
         return TrainingLabels.model_construct(**sets)
     return TrainingLabels(**sets)
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from annoloop.errors import InvalidInput
 from annoloop.points.calibration import expected_calibration_error, softmax
-from annoloop.points.classifiers import load_classifier
+from annoloop.points.classifiers import load_classifier, non_finite_row
 from annoloop.points.features import ImageFeatures
 from annoloop.points.labels import FeatureStore, class_sort_key, label_counts, preprocess_labels
 from annoloop.points.messages import (
@@ -120,9 +120,9 @@ def train_classifier(msg: TrainClassifierMsg) -> TrainClassifierReturnMsg:
         )
     classes = sorted(set(y_train) & set(y_ref), key=class_sort_key)
     yi_train, yi_ref, yi_val = (_class_indices(y, classes) for y in (y_train, y_ref, y_val))
-    bad = np.flatnonzero(~np.isfinite(x_val).all(axis=1))
-    if len(bad):
-        _non_finite(labels.val, int(bad[0]))
+    bad = non_finite_row(x_val)  # before the fit, not after it
+    if bad is not None:
+        _non_finite(labels.val, bad)
     t_fit = time.perf_counter()
     try:
         fit = fit_classifier(

@@ -49,7 +49,7 @@ import numpy as np
 
 from annoloop.errors import InvalidInput
 from annoloop.points.calibration import fit_temperature
-from annoloop.points.classifiers import PointClassifier
+from annoloop.points.classifiers import PointClassifier, non_finite_row
 from annoloop.points.messages import TrainOptions
 
 CLASSIFIER_TYPES = ("MLP", "LR")
@@ -69,9 +69,9 @@ class NonFiniteFeatures(InvalidInput):
 
 
 def _check_finite(x: np.ndarray, part: str) -> None:
-    bad = np.flatnonzero(~np.isfinite(x).all(axis=1))
-    if len(bad):
-        raise NonFiniteFeatures(part, int(bad[0]))
+    bad = non_finite_row(x)
+    if bad is not None:
+        raise NonFiniteFeatures(part, bad)
 
 
 @dataclass
